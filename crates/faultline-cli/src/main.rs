@@ -1,0 +1,341 @@
+//! The `faultline` command: run the chapter demo, scenario files, sweeps and benchmarks.
+//!
+//! Exit codes: 0 ok, 1 an invariant was violated, 2 bad input, usage or I/O error.
+//! Wall-clock reads live here (seed picking, benchmark timing), never in the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use faultline::report::{self, Row, Variant};
+use faultline::scenario::{Override, Scenario};
+use faultline::trace::NdjsonTracer;
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(name = "faultline", version, about = "See, test and diagnose crash, omission, timing and Byzantine failures")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the chapter's six scenarios (embedded) against the naive quorum coordinator.
+    Demo {
+        /// Root seed; the chapter's is 7.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Run a scenario file, one row per case.
+    Run {
+        scenario: PathBuf,
+        /// Root seed; defaults to the file's `seed`, else one is picked and printed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override a scenario field by its dotted path, e.g. quorum.deadline_ms=50.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        /// Run only the case with this name.
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write every event as NDJSON to this file (written atomically).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+    },
+    /// Run a scenario over a range of seeds, optionally varying one field.
+    Sweep {
+        scenario: PathBuf,
+        /// Seeds as A..B (B excluded) or A..=B (B included).
+        #[arg(long, value_parser = parse_seeds)]
+        seeds: SeedRange,
+        /// Vary one field over values: key=v1,v2,...
+        #[arg(long, value_name = "KEY=V1,V2,...")]
+        vary: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        /// Worker threads (results do not depend on it); defaults to the number of cores.
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Time a scenario with tracing off: rounds, events, and their rates.
+    Bench {
+        scenario: PathBuf,
+        /// Rounds per case (overrides quorum.rounds).
+        #[arg(long)]
+        rounds: Option<u64>,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct SeedRange(std::ops::Range<u64>);
+
+fn parse_seeds(s: &str) -> Result<SeedRange, String> {
+    let bad = || format!("{s:?}: expected A..B or A..=B, e.g. 1..1001");
+    let (a, b, inclusive) = match s.split_once("..=") {
+        Some((a, b)) => (a, b, true),
+        None => {
+            let (a, b) = s.split_once("..").ok_or_else(bad)?;
+            (a, b, false)
+        }
+    };
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().parse().map_err(|_| bad())?;
+    let end = if inclusive { b.checked_add(1).ok_or_else(bad)? } else { b };
+    if end <= a {
+        return Err(format!("{s:?}: the range is empty"));
+    }
+    Ok(SeedRange(a..end))
+}
+
+/// How a command ended when it did not fail outright.
+enum Outcome {
+    Ok,
+    Violated,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Violated) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn execute(command: Command) -> Result<Outcome> {
+    match command {
+        Command::Demo { seed, format } => {
+            let rows = report::run_all(&Scenario::chapter(), seed);
+            print_rows(seed, &rows, format)?;
+            Ok(verdict(&rows, &format!("faultline demo --seed {seed}")))
+        }
+        Command::Run { scenario, seed, overrides, case, format, trace } => {
+            let s = Scenario::load(&scenario, &overrides)?;
+            let seed = pick_seed(seed, &s);
+            let cases: Vec<usize> = match &case {
+                None => (0..s.cases.len()).collect(),
+                Some(name) => match s.cases.iter().position(|c| &c.name == name) {
+                    Some(i) => vec![i],
+                    None => bail!(
+                        "{}: --case {name:?}: no such case (cases: {})",
+                        scenario.display(),
+                        s.cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                },
+            };
+            let rows = match &trace {
+                None => cases.iter().map(|&c| report::run_case(&s, c, seed, None).0).collect(),
+                Some(path) => write_atomically(path, |file| {
+                    let mut rows = Vec::new();
+                    for &c in &cases {
+                        let names = s.node_names();
+                        let header = serde_json::json!({
+                            "kind": "case",
+                            "case": s.cases[c].name,
+                            "seed": seed,
+                            "faults": s.cases[c].faults.iter().enumerate()
+                                .map(|(i, f)| format!("#{i} {} @{}", f.kind.name(), names[f.node.index()]))
+                                .collect::<Vec<_>>(),
+                        });
+                        writeln!(file, "{header}")?;
+                        // The tracer writes through its own handle on the same file; the
+                        // handles share one offset, so case blocks follow each other.
+                        let tracer = NdjsonTracer::new(std::io::BufWriter::new(file.try_clone()?));
+                        let (row, tracer) = report::run_case(&s, c, seed, Some(Box::new(tracer)));
+                        tracer.expect("the tracer is handed back").finish().context("writing the trace")?;
+                        rows.push(row);
+                    }
+                    Ok(rows)
+                })?,
+            };
+            print_rows(seed, &rows, format)?;
+            let mut repro = format!("faultline run {} --seed {seed}", scenario.display());
+            for o in &overrides {
+                repro.push_str(&format!(" --set '{o}'"));
+            }
+            Ok(verdict(&rows, &repro))
+        }
+        Command::Sweep { scenario, seeds, vary, overrides, threads, format } => {
+            let variants = variants(&scenario, &overrides, vary.as_deref())?;
+            let jobs = variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
+            let bar = if std::io::stderr().is_terminal() {
+                indicatif::ProgressBar::new(jobs)
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
+            let rows = pool.install(|| report::sweep(&variants, seeds.0.clone(), &|| bar.inc(1)));
+            bar.finish_and_clear();
+            match format {
+                Format::Table => {
+                    println!("seeds: {}..{}", seeds.0.start, seeds.0.end);
+                    print!("{}", report::sweep_table(&rows));
+                }
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "seeds": [seeds.0.start, seeds.0.end], "rows": rows }))?
+                ),
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Bench { scenario, rounds, seed, mut overrides, format } => {
+            if let Some(r) = rounds {
+                overrides.push(Override { key: "quorum.rounds".into(), value: r.to_string() });
+            }
+            let s = Scenario::load(&scenario, &overrides)?;
+            let seed = pick_seed(seed, &s);
+            let started = Instant::now();
+            let rows: Vec<Row> = (0..s.cases.len()).map(|c| report::run_case(&s, c, seed, None).0).collect();
+            let wall_s = started.elapsed().as_secs_f64();
+            let b = BenchResult {
+                seed,
+                rounds: rows.iter().map(|r| r.rounds).sum(),
+                events: rows.iter().map(|r| r.events).sum(),
+                agreed: rows.iter().map(|r| r.agreed_rounds).sum(),
+                wall_s,
+                rounds_per_s: 0.0,
+                events_per_s: 0.0,
+            };
+            let b = BenchResult { rounds_per_s: b.rounds as f64 / wall_s, events_per_s: b.events as f64 / wall_s, ..b };
+            match format {
+                Format::Table => {
+                    println!("seed: {seed}");
+                    println!(
+                        "rounds={} events={} agreed={} ({:.4}) wall_s={:.3} rounds_per_s={:.0} events_per_s={:.0}",
+                        b.rounds,
+                        b.events,
+                        b.agreed,
+                        b.agreed as f64 / b.rounds.max(1) as f64,
+                        b.wall_s,
+                        b.rounds_per_s,
+                        b.events_per_s
+                    );
+                }
+                Format::Json => println!("{}", serde_json::to_string_pretty(&b)?),
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BenchResult {
+    seed: u64,
+    rounds: u64,
+    events: u64,
+    agreed: u64,
+    wall_s: f64,
+    rounds_per_s: f64,
+    events_per_s: f64,
+}
+
+/// The seed to use: `--seed`, else the file's, else a fresh one (printed with the output).
+fn pick_seed(flag: Option<u64>, scenario: &Scenario) -> u64 {
+    flag.or(scenario.seed).unwrap_or_else(|| {
+        // Picking a seed is the one place randomness comes from outside a run; the run
+        // itself is then a pure function of the printed seed.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        faultline::sim::rng::splitmix64(nanos ^ u64::from(std::process::id())) % 1_000_000_000
+    })
+}
+
+fn print_rows(seed: u64, rows: &[Row], format: Format) -> Result<()> {
+    match format {
+        Format::Table => {
+            println!("seed: {seed}");
+            print!("{}", report::table(rows));
+        }
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&RunOutput { seed, rows })?);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RunOutput<'a> {
+    seed: u64,
+    /// The chapter's columns first (name, acks, followers, quorum, agreed, tampered_seen,
+    /// winning_data), then the run's totals and violations.
+    rows: &'a [Row],
+}
+
+/// Prints the violations, if any, with a `reproduce:` line, and says how the run ended.
+fn verdict(rows: &[Row], reproduce: &str) -> Outcome {
+    let violated: Vec<&Row> = rows.iter().filter(|r| !r.violations.is_empty()).collect();
+    if violated.is_empty() {
+        return Outcome::Ok;
+    }
+    for r in &violated {
+        let v = &r.violations[0];
+        eprintln!("violation: case {}: {} at {:.3} ms: {}", r.name, v.property, v.t_ns as f64 / 1e6, v.detail);
+        eprintln!("reproduce: {reproduce} --case {}", r.name);
+    }
+    Outcome::Violated
+}
+
+/// One scenario per value of `--vary key=v1,v2,...` (or the scenario alone).
+fn variants(path: &Path, overrides: &[Override], vary: Option<&str>) -> Result<Vec<Variant>> {
+    let Some(vary) = vary else {
+        return Ok(vec![Variant { label: String::new(), scenario: Scenario::load(path, overrides)? }]);
+    };
+    let Some((key, values)) = vary.split_once('=') else {
+        bail!("--vary {vary:?}: expected key=v1,v2,...");
+    };
+    let values: Vec<&str> = values.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
+    if values.is_empty() {
+        bail!("--vary {vary:?}: no values");
+    }
+    values
+        .iter()
+        .map(|v| {
+            let mut o = overrides.to_vec();
+            o.push(Override::parse(&format!("{key}={v}")).map_err(anyhow::Error::msg)?);
+            Ok(Variant { label: format!("{key}={v}"), scenario: Scenario::load(path, &o)? })
+        })
+        .collect()
+}
+
+/// Writes `path` through a temporary file in the same directory, renamed into place only
+/// when `write` succeeds: a failed or interrupted run never leaves a half-written file
+/// over what was there.
+fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<T>) -> Result<T> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot create a file beside it", path.display()))?;
+    let value = write(tmp.as_file_mut())?;
+    tmp.as_file_mut().flush()?;
+    tmp.persist(path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(value)
+}

@@ -1,0 +1,252 @@
+//! Running scenarios and summarising them: one row per case, sweeps over seeds and
+//! parameter values, and the renderings (table and JSON) the command line prints.
+//!
+//! Rows are built from the protocol's observations, never from hard-coded expectations.
+//! Sweeps run seeds in parallel with rayon, but each seed's run is independent and results
+//! are gathered in job order and folded with integer sums, so a sweep's output is the same
+//! for any number of threads.
+
+use std::fmt::Write as _;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::check::{Violation, agreement_on_proposal};
+use crate::scenario::Scenario;
+use crate::sim::world::{Stats, StopReason};
+use crate::trace::Tracer;
+
+/// One case of one run. The first six fields are the chapter's columns and describe the
+/// first round; the rest summarise every round of the run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub acks: usize,
+    pub followers: usize,
+    pub quorum: usize,
+    pub agreed: bool,
+    pub tampered_seen: bool,
+    pub winning_data: Option<String>,
+    pub rounds: u64,
+    pub agreed_rounds: u64,
+    pub acks_total: u64,
+    pub tampered_rounds: u64,
+    pub events: u64,
+    pub end_ns: u64,
+    pub stop: StopReason,
+    pub stats: Stats,
+    pub violations: Vec<Violation>,
+}
+
+/// Runs case `case` of `scenario` with root seed `seed`, feeding `tracer` if given.
+pub fn run_case(scenario: &Scenario, case: usize, seed: u64, tracer: Option<Box<dyn Tracer>>) -> (Row, Option<Box<dyn Tracer>>) {
+    let mut sim = scenario.build(case, seed);
+    if let Some(t) = tracer {
+        sim.set_tracer(t);
+    }
+    let mut row = Row {
+        name: scenario.cases[case].name.clone(),
+        acks: 0,
+        followers: scenario.quorum.followers,
+        quorum: scenario.quorum.quorum(),
+        agreed: false,
+        tampered_seen: false,
+        winning_data: None,
+        rounds: 0,
+        agreed_rounds: 0,
+        acks_total: 0,
+        tampered_rounds: 0,
+        events: 0,
+        end_ns: 0,
+        stop: StopReason::Quiescent,
+        stats: Stats::default(),
+        violations: Vec::new(),
+    };
+    let stop = loop {
+        let stopped = sim.step();
+        if !sim.observations().is_empty() {
+            for o in sim.drain_observations() {
+                let r = &o.obs;
+                if r.round == 1 {
+                    row.acks = r.acks;
+                    row.agreed = r.agreed;
+                    row.tampered_seen = r.tampered_seen;
+                    row.winning_data = r.winning_data.as_deref().map(str::to_owned);
+                }
+                row.rounds += 1;
+                row.agreed_rounds += r.agreed as u64;
+                row.acks_total += r.acks as u64;
+                row.tampered_rounds += r.tampered_seen as u64;
+                // Keep the first few violations: the first is what a reader needs.
+                if row.violations.len() < 10
+                    && let Some(v) = agreement_on_proposal(&o)
+                {
+                    row.violations.push(v);
+                }
+            }
+        }
+        if let Some(reason) = stopped {
+            break reason;
+        }
+    };
+    row.stop = stop;
+    row.stats = sim.stats().clone();
+    row.events = row.stats.events();
+    row.end_ns = sim.now().as_nanos();
+    (row, sim.take_tracer())
+}
+
+/// Runs every case of `scenario` with the same root seed.
+pub fn run_all(scenario: &Scenario, seed: u64) -> Vec<Row> {
+    (0..scenario.cases.len()).map(|c| run_case(scenario, c, seed, None).0).collect()
+}
+
+/// The chapter's layout: `healthy      acks=4/4 quorum=3 agreed=1 tampered_seen=0 winning_data=balance=9000`.
+pub fn chapter_line(row: &Row) -> String {
+    format!(
+        "{:<12} acks={}/{} quorum={} agreed={} tampered_seen={} winning_data={}",
+        row.name,
+        row.acks,
+        row.followers,
+        row.quorum,
+        row.agreed as u8,
+        row.tampered_seen as u8,
+        row.winning_data.as_deref().unwrap_or("None")
+    )
+}
+
+/// The table `faultline run` prints: the chapter line, plus totals when there were several rounds.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        out.push_str(&chapter_line(row));
+        if row.rounds != 1 {
+            let _ = write!(
+                out,
+                " rounds={} agreed_rounds={} ({:.4}) mean_acks={:.3}",
+                row.rounds,
+                row.agreed_rounds,
+                ratio(row.agreed_rounds, row.rounds),
+                ratio(row.acks_total, row.rounds)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// One scenario variant of a sweep: a label (`deadline_ms=50`, or empty) and the scenario.
+pub struct Variant {
+    pub label: String,
+    pub scenario: Scenario,
+}
+
+/// A sweep's result for one case under one variant, over all seeds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepRow {
+    pub case: String,
+    /// The varied `key=value`, or `None` when nothing was varied.
+    pub vary: Option<String>,
+    pub seeds: u64,
+    pub rounds: u64,
+    pub agreed_rounds: u64,
+    pub acks_total: u64,
+    /// Agreed rounds over all rounds of all seeds.
+    pub agreed_fraction: f64,
+    pub mean_acks: f64,
+    /// Seeds on which some invariant was violated, and the first such seed.
+    pub violating_seeds: u64,
+    pub first_violating_seed: Option<u64>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    rounds: u64,
+    agreed: u64,
+    acks: u64,
+    violated: bool,
+}
+
+/// Runs every case of every variant for every seed in `seeds`, on the current rayon pool.
+/// `progress` is called once per finished run.
+pub fn sweep(variants: &[Variant], seeds: std::ops::Range<u64>, progress: &(dyn Fn() + Sync)) -> Vec<SweepRow> {
+    let jobs: Vec<(usize, usize, u64)> = variants
+        .iter()
+        .enumerate()
+        .flat_map(|(v, variant)| {
+            let seeds = seeds.clone();
+            (0..variant.scenario.cases.len()).flat_map(move |c| seeds.clone().map(move |s| (v, c, s)))
+        })
+        .collect();
+    let tallies: Vec<Tally> = jobs
+        .par_iter()
+        .map(|&(v, c, seed)| {
+            let (row, _) = run_case(&variants[v].scenario, c, seed, None);
+            progress();
+            Tally { rounds: row.rounds, agreed: row.agreed_rounds, acks: row.acks_total, violated: !row.violations.is_empty() }
+        })
+        .collect();
+    let mut rows: Vec<SweepRow> = Vec::new();
+    for (&(v, c, seed), t) in jobs.iter().zip(&tallies) {
+        let variant = &variants[v];
+        let case = &variant.scenario.cases[c].name;
+        let vary = (!variant.label.is_empty()).then(|| variant.label.clone());
+        let row = match rows.iter_mut().find(|r| &r.case == case && r.vary == vary) {
+            Some(r) => r,
+            None => {
+                rows.push(SweepRow {
+                    case: case.clone(),
+                    vary,
+                    seeds: 0,
+                    rounds: 0,
+                    agreed_rounds: 0,
+                    acks_total: 0,
+                    agreed_fraction: 0.0,
+                    mean_acks: 0.0,
+                    violating_seeds: 0,
+                    first_violating_seed: None,
+                });
+                rows.last_mut().expect("just pushed")
+            }
+        };
+        row.seeds += 1;
+        row.rounds += t.rounds;
+        row.agreed_rounds += t.agreed;
+        row.acks_total += t.acks;
+        if t.violated {
+            row.violating_seeds += 1;
+            row.first_violating_seed.get_or_insert(seed);
+        }
+    }
+    for r in &mut rows {
+        r.agreed_fraction = ratio(r.agreed_rounds, r.rounds);
+        r.mean_acks = ratio(r.acks_total, r.rounds);
+    }
+    rows
+}
+
+/// The table `faultline sweep` prints.
+pub fn sweep_table(rows: &[SweepRow]) -> String {
+    let mut out = String::new();
+    let width = rows.iter().map(|r| r.vary.as_deref().map_or(0, str::len)).max().unwrap_or(0);
+    for r in rows {
+        let _ = write!(out, "{:<12} ", r.case);
+        if width > 0 {
+            let _ = write!(out, "{:<width$} ", r.vary.as_deref().unwrap_or(""));
+        }
+        let _ = write!(
+            out,
+            "seeds={} rounds={} agreed={:.4} mean_acks={:.3}",
+            r.seeds, r.rounds, r.agreed_fraction, r.mean_acks
+        );
+        if r.violating_seeds > 0 {
+            let _ = write!(out, " violating_seeds={} first={}", r.violating_seeds, r.first_violating_seed.unwrap_or_default());
+        }
+        out.push('\n');
+    }
+    out
+}

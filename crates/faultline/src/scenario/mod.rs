@@ -1,0 +1,291 @@
+//! Scenario files: what to run, on which network, under which faults.
+//!
+//! A scenario is TOML (docs/scenarios.md documents every field). Loading has two stages: a
+//! raw serde struct that denies unknown fields ([`raw`]), then validation into the typed
+//! [`Scenario`] ([`validate`]). Every error is one line naming the file, the line and
+//! column, and the field, e.g.
+//! `scenarios/x.toml:14:5: cases[1].faults[0].p: probability 1.5 is outside [0, 1]`.
+//! Command-line overrides (`--set quorum.deadline_ms=50`) are applied between the stages;
+//! an error in an overridden value names the `--set` that supplied it.
+
+pub mod raw;
+pub mod validate;
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue};
+
+use crate::fault::Fault;
+use crate::protocol::NodeId;
+use crate::protocol::quorum::{QuorumConfig, QuorumNode};
+use crate::sim::network::LatencyDist;
+use crate::sim::world::{Limits, Sim, SimConfig};
+use raw::RawScenario;
+use validate::{FieldPath, Invalid, Seg};
+
+/// Upper bounds that keep a typo from asking for the absurd. The network keeps a dense
+/// `n x n` link table, so the node count is what bounds memory.
+pub const MAX_FOLLOWERS: usize = 511;
+pub const MAX_CASES: usize = 1_000;
+pub const MAX_FAULTS_PER_CASE: usize = 10_000;
+/// Scenario files larger than this are refused before parsing.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// The chapter's six scenarios, as shipped in `scenarios/chapter.toml`.
+pub const CHAPTER_TOML: &str = include_str!("../../../../scenarios/chapter.toml");
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    /// A seed the file fixes; `--seed` overrides it.
+    pub seed: Option<u64>,
+    pub quorum: QuorumConfig,
+    /// One-way latency of every link not listed in `links`.
+    pub latency: LatencyDist,
+    pub links: Vec<(NodeId, NodeId, LatencyDist)>,
+    pub limits: Limits,
+    pub fault_budget: Option<usize>,
+    pub cases: Vec<Case>,
+}
+
+/// One row of a scenario: the same cluster under one set of faults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Case {
+    pub name: String,
+    pub description: Option<String>,
+    pub faults: Vec<Fault>,
+}
+
+/// Why a scenario could not be loaded. Displays as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {source}")]
+    Io { file: String, source: std::io::Error },
+    #[error("{location}: {field}: {message}")]
+    Invalid { location: String, field: String, message: String },
+}
+
+/// A `--set key=value` override.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    pub key: String,
+    pub value: String,
+}
+
+impl Override {
+    /// Parses `key=value`; the value may itself contain `=`.
+    pub fn parse(s: &str) -> Result<Override, String> {
+        match s.split_once('=') {
+            Some((k, v)) if FieldPath::parse(k.trim()).is_some() => {
+                Ok(Override { key: k.trim().to_owned(), value: v.trim().to_owned() })
+            }
+            _ => Err(format!("--set {s:?}: expected key=value with a dotted key such as quorum.deadline_ms=50")),
+        }
+    }
+}
+
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
+impl Scenario {
+    /// The embedded chapter scenario.
+    pub fn chapter() -> Scenario {
+        Scenario::parse("scenarios/chapter.toml", CHAPTER_TOML, &[]).expect("the embedded chapter scenario is valid")
+    }
+
+    /// Reads and loads a scenario file.
+    pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { file: file.clone(), source })?;
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(invalid(&file, "(file)", format!("{} bytes; scenario files are at most {MAX_FILE_BYTES}", bytes.len())));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            invalid(&at_offset(&file, &String::from_utf8_lossy(&e.into_bytes()), at), "(file)", "not valid UTF-8")
+        })?;
+        Scenario::parse(&file, &text, overrides)
+    }
+
+    /// Loads a scenario from text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+        let doc = DeTable::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".to_owned()))?;
+        let raw: RawScenario = deserialize(toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?)
+            .map_err(|(path, e)| toml_error(file, text, &e, path))?;
+        let raw = if overrides.is_empty() {
+            raw
+        } else {
+            let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?;
+            for o in overrides {
+                apply_override(&mut table, o)?;
+            }
+            deserialize(toml::Value::Table(table)).map_err(|(path, e)| {
+                let at = blame(overrides, &FieldPath::parse(&path).unwrap_or_default());
+                invalid(&at, &path, clean(e.message()))
+            })?
+        };
+        validate::scenario(&raw).map_err(|Invalid { path, message }| {
+            let location = if overrides.iter().any(|o| FieldPath::parse(&o.key).is_some_and(|k| path.starts_with(&k) || k.starts_with(&path))) {
+                blame(overrides, &path)
+            } else {
+                at_offset(file, text, span_of(doc.get_ref(), &path).unwrap_or(0))
+            };
+            invalid(&location, &path.to_string(), message)
+        })
+    }
+
+    /// The node names of this scenario: `leader`, `f0`, `f1`, ...
+    pub fn node_names(&self) -> Vec<String> {
+        self.quorum.node_names()
+    }
+
+    /// Builds the simulation of case `case` with root seed `seed`.
+    pub fn build(&self, case: usize, seed: u64) -> Sim<QuorumNode> {
+        let links = self.links.clone();
+        let default = self.latency.clone();
+        let config = SimConfig {
+            seed,
+            limits: self.limits.clone(),
+            names: self.node_names(),
+            latency: Box::new(move |from, to| {
+                links.iter().rev().find(|(f, t, _)| *f == from && *t == to).map_or_else(|| default.clone(), |(_, _, d)| d.clone())
+            }),
+        };
+        Sim::new(config, self.quorum.nodes(), self.cases[case].faults.clone())
+    }
+}
+
+fn invalid(location: &str, field: &str, message: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid { location: location.to_owned(), field: field.to_owned(), message: clean(&message.into()) }
+}
+
+/// Keeps errors to one line: toml's messages can span several.
+fn clean(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn deserialize<'de, T: DeserializeOwned, D>(de: D) -> Result<T, (String, D::Error)>
+where
+    D: serde::Deserializer<'de>,
+{
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        (path, e.into_inner())
+    })
+}
+
+/// `file:line:column` for a byte offset into `text`, both counted from 1.
+fn at_offset(file: &str, text: &str, offset: usize) -> String {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{file}:{line}:{column}")
+}
+
+fn toml_error(file: &str, text: &str, e: &toml::de::Error, path: String) -> ScenarioError {
+    let message = e.message();
+    // serde names an unknown field in its message and gives the path of the table holding
+    // it: join the two so the field is named in full.
+    let field = match message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+        Some(name) if path == "." || path.is_empty() => name.to_owned(),
+        Some(name) => format!("{path}.{name}"),
+        None if path == "." || path.is_empty() => "(top level)".to_owned(),
+        None => path,
+    };
+    invalid(&at_offset(file, text, e.span().map_or(0, |s| s.start)), &field, message)
+}
+
+/// Names the overrides that touched `path` (or all of them when none clearly did).
+fn blame(overrides: &[Override], path: &FieldPath) -> String {
+    let touching: Vec<String> = overrides
+        .iter()
+        .filter(|o| FieldPath::parse(&o.key).is_some_and(|k| path.starts_with(&k) || k.starts_with(path)))
+        .map(|o| format!("--set {o}"))
+        .collect();
+    if touching.is_empty() {
+        overrides.iter().map(|o| format!("--set {o}")).collect::<Vec<_>>().join(" ")
+    } else {
+        touching.join(" ")
+    }
+}
+
+/// The byte offset where `path` is written in the document, or where its nearest written
+/// ancestor is (a missing field is blamed on the table that lacks it).
+fn span_of(doc: &DeTable<'_>, path: &FieldPath) -> Option<usize> {
+    let mut best = None;
+    let mut table = Some(doc);
+    let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
+    for seg in &path.0 {
+        let value = match (seg, table, array) {
+            (Seg::Key(k), Some(t), _) => t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, v)| (key.span().start, v)),
+            (Seg::Index(i), _, Some(a)) => a.get(*i).map(|v| (v.span().start, v)),
+            _ => None,
+        };
+        let Some((start, value)) = value else { break };
+        best = Some(start);
+        (table, array) = match value.get_ref() {
+            DeValue::Table(t) => (Some(t), None),
+            DeValue::Array(a) => (None, Some(&a[..])),
+            _ => (None, None),
+        };
+    }
+    best
+}
+
+fn apply_override(table: &mut toml::Table, o: &Override) -> Result<(), ScenarioError> {
+    let fail = |msg: String| invalid(&format!("--set {o}"), &o.key, msg);
+    let path = FieldPath::parse(&o.key).ok_or_else(|| fail("not a dotted key".into()))?;
+    // The value is TOML when it parses as TOML (`50`, `true`, `"x"`, `{ dist = ... }`),
+    // and a bare string otherwise (`quorum.data=balance=1`).
+    let value = toml::from_str::<toml::Table>(&format!("v = {}", o.value))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(o.value.clone()));
+    let (last, parents) = path.0.split_last().ok_or_else(|| fail("empty key".into()))?;
+    let mut cursor = TableOrArray::Table(table);
+    for seg in parents {
+        cursor = match (cursor, seg) {
+            (TableOrArray::Table(t), Seg::Key(k)) => match t.entry(k.clone()).or_insert_with(|| toml::Value::Table(Default::default())) {
+                toml::Value::Table(t) => TableOrArray::Table(t),
+                toml::Value::Array(a) => TableOrArray::Array(a),
+                _ => return Err(fail(format!("{k} is not a table"))),
+            },
+            (TableOrArray::Array(a), Seg::Index(i)) => {
+                let len = a.len();
+                match a.get_mut(*i) {
+                    Some(toml::Value::Table(t)) => TableOrArray::Table(t),
+                    Some(toml::Value::Array(a)) => TableOrArray::Array(a),
+                    Some(_) => return Err(fail(format!("[{i}] is not a table"))),
+                    None => return Err(fail(format!("index {i} is out of range (the list has {len})"))),
+                }
+            }
+            (_, seg) => return Err(fail(format!("{seg:?} does not fit the document's shape"))),
+        };
+    }
+    match (cursor, last) {
+        (TableOrArray::Table(t), Seg::Key(k)) => {
+            t.insert(k.clone(), value);
+        }
+        (TableOrArray::Array(a), Seg::Index(i)) => {
+            let len = a.len();
+            *a.get_mut(*i).ok_or_else(|| fail(format!("index {i} is out of range (the list has {len})")))? = value;
+        }
+        (_, seg) => return Err(fail(format!("{seg:?} does not fit the document's shape"))),
+    }
+    Ok(())
+}
+
+enum TableOrArray<'a> {
+    Table(&'a mut toml::Table),
+    Array(&'a mut Vec<toml::Value>),
+}

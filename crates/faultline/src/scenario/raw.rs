@@ -1,0 +1,93 @@
+//! Stage one of loading: the scenario file exactly as written. Every table denies unknown
+//! fields, so a misspelt key is an error and never silently ignored. Numbers that must be
+//! positive are still read as signed or floating types here, so that validation (stage two)
+//! can say "must be positive" rather than serde's "expected u64".
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub seed: Option<u64>,
+    pub protocol: Option<String>,
+    pub fault_budget: Option<i64>,
+    pub quorum: Option<RawQuorum>,
+    pub network: Option<RawNetwork>,
+    pub limits: Option<RawLimits>,
+    #[serde(default)]
+    pub cases: Vec<RawCase>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuorum {
+    pub followers: Option<i64>,
+    pub deadline_ms: Option<f64>,
+    pub rounds: Option<i64>,
+    pub index: Option<u64>,
+    pub data: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub latency: Option<RawDist>,
+    #[serde(default)]
+    pub links: Vec<RawLink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLink {
+    pub from: String,
+    pub to: String,
+    pub latency: RawDist,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDist {
+    pub dist: String,
+    pub ms: Option<f64>,
+    pub min_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+    pub stddev_ms: Option<f64>,
+    pub median_ms: Option<f64>,
+    pub sigma: Option<f64>,
+    pub scale_ms: Option<f64>,
+    pub shape: Option<f64>,
+    pub cap_ms: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_time_ms: Option<f64>,
+    pub max_events: Option<i64>,
+    pub inflight_per_link: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCase {
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub faults: Vec<RawFault>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    pub node: String,
+    pub kind: String,
+    pub at_ms: Option<f64>,
+    pub until_ms: Option<f64>,
+    pub duration_ms: Option<f64>,
+    pub direction: Option<String>,
+    pub p: Option<f64>,
+    pub extra: Option<RawDist>,
+}

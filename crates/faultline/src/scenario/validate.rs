@@ -1,0 +1,390 @@
+//! Stage two of loading: the raw file, checked field by field, becomes a typed
+//! [`Scenario`]. Each check that fails says which field (as a path such as
+//! `cases[2].faults[0].p`) and why; the loader turns the path into a line and column.
+
+use std::fmt;
+
+use super::raw::{RawCase, RawDist, RawFault, RawScenario};
+use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, Scenario};
+use crate::fault::{Direction, Fault, FaultKind};
+use crate::protocol::NodeId;
+use crate::protocol::quorum::QuorumConfig;
+use crate::sim::network::LatencyDist;
+use crate::sim::time::{Span, Time};
+use crate::sim::world::Limits;
+
+/// A position in the scenario document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldPath(pub Vec<Seg>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl FieldPath {
+    pub fn key(&self, k: &str) -> FieldPath {
+        let mut p = self.clone();
+        p.0.push(Seg::Key(k.to_owned()));
+        p
+    }
+    pub fn index(&self, i: usize) -> FieldPath {
+        let mut p = self.clone();
+        p.0.push(Seg::Index(i));
+        p
+    }
+    /// Parses `a.b[2].c` or `a.b.2.c`.
+    pub fn parse(s: &str) -> Option<FieldPath> {
+        let mut segs = Vec::new();
+        for part in s.replace('[', ".").replace(']', "").split('.') {
+            if part.is_empty() {
+                return None;
+            }
+            segs.push(match part.parse::<usize>() {
+                Ok(i) => Seg::Index(i),
+                Err(_) => Seg::Key(part.to_owned()),
+            });
+        }
+        Some(FieldPath(segs))
+    }
+    pub fn starts_with(&self, prefix: &FieldPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(top level)");
+        }
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A failed check: where, and why.
+#[derive(Debug)]
+pub struct Invalid {
+    pub path: FieldPath,
+    pub message: String,
+}
+
+type Check<T> = Result<T, Invalid>;
+
+fn bad<T>(path: FieldPath, message: impl Into<String>) -> Check<T> {
+    Err(Invalid { path, message: message.into() })
+}
+
+fn required<T: Copy>(v: Option<T>, path: FieldPath) -> Check<T> {
+    match v {
+        Some(v) => Ok(v),
+        None => bad(path, "is required"),
+    }
+}
+
+/// A duration in milliseconds: finite and strictly positive, or (with `allow_zero`) zero.
+fn millis(v: f64, path: &FieldPath, allow_zero: bool) -> Check<Span> {
+    if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
+        let want = if allow_zero { "zero or more" } else { "more than zero" };
+        return bad(path.clone(), format!("{v} ms: a duration must be finite and {want}"));
+    }
+    // A year of virtual time is far beyond any useful run and keeps nanoseconds in u64.
+    if v > 365.0 * 24.0 * 3_600_000.0 {
+        return bad(path.clone(), format!("{v} ms is longer than a year of virtual time"));
+    }
+    Ok(Span::from_millis_f64(v))
+}
+
+fn probability(v: f64, path: &FieldPath) -> Check<f64> {
+    if !(0.0..=1.0).contains(&v) {
+        return bad(path.clone(), format!("probability {v} is outside [0, 1]"));
+    }
+    Ok(v)
+}
+
+fn count(v: i64, path: &FieldPath, min: i64, max: i64) -> Check<u64> {
+    if v < min || v > max {
+        return bad(path.clone(), format!("{v} is outside the allowed range {min}..={max}"));
+    }
+    Ok(v as u64)
+}
+
+/// Checks that only the fields a variant uses are set.
+fn only(path: &FieldPath, what: &str, fields: &[(&str, bool)], allowed: &[&str]) -> Check<()> {
+    for (name, set) in fields {
+        if *set && !allowed.contains(name) {
+            return bad(path.key(name), format!("is not a parameter of {what}"));
+        }
+    }
+    Ok(())
+}
+
+pub fn dist(raw: &RawDist, path: &FieldPath) -> Check<LatencyDist> {
+    let fields = [
+        ("ms", raw.ms.is_some()),
+        ("min_ms", raw.min_ms.is_some()),
+        ("max_ms", raw.max_ms.is_some()),
+        ("mean_ms", raw.mean_ms.is_some()),
+        ("stddev_ms", raw.stddev_ms.is_some()),
+        ("median_ms", raw.median_ms.is_some()),
+        ("sigma", raw.sigma.is_some()),
+        ("scale_ms", raw.scale_ms.is_some()),
+        ("shape", raw.shape.is_some()),
+        ("cap_ms", raw.cap_ms.is_some()),
+    ];
+    let what = format!("dist = \"{}\"", raw.dist);
+    let ms = |v: Option<f64>, name: &str, zero: bool| -> Check<Span> {
+        millis(required(v, path.key(name))?, &path.key(name), zero)
+    };
+    let positive = |v: Option<f64>, name: &str| -> Check<f64> {
+        let v = required(v, path.key(name))?;
+        if !v.is_finite() || v <= 0.0 {
+            return bad(path.key(name), format!("{v} must be finite and more than zero"));
+        }
+        Ok(v)
+    };
+    Ok(match raw.dist.as_str() {
+        "constant" => {
+            only(path, &what, &fields, &["ms"])?;
+            LatencyDist::Constant(ms(raw.ms, "ms", true)?)
+        }
+        "uniform" => {
+            only(path, &what, &fields, &["min_ms", "max_ms"])?;
+            let (min, max) = (ms(raw.min_ms, "min_ms", true)?, ms(raw.max_ms, "max_ms", true)?);
+            if min > max {
+                return bad(path.key("max_ms"), format!("max_ms {max} is below min_ms {min}"));
+            }
+            LatencyDist::Uniform { min, max }
+        }
+        "normal" => {
+            only(path, &what, &fields, &["mean_ms", "stddev_ms"])?;
+            LatencyDist::Normal { mean: ms(raw.mean_ms, "mean_ms", true)?, stddev: ms(raw.stddev_ms, "stddev_ms", true)? }
+        }
+        "lognormal" => {
+            only(path, &what, &fields, &["median_ms", "sigma"])?;
+            let sigma = positive(raw.sigma, "sigma")?;
+            if sigma > 10.0 {
+                return bad(path.key("sigma"), format!("sigma {sigma} is absurd (over 10: e^10 times the median)"));
+            }
+            LatencyDist::LogNormal { median: ms(raw.median_ms, "median_ms", false)?, sigma }
+        }
+        "pareto" => {
+            only(path, &what, &fields, &["scale_ms", "shape", "cap_ms"])?;
+            let cap = raw.cap_ms.map(|c| millis(c, &path.key("cap_ms"), false)).transpose()?;
+            LatencyDist::Pareto { scale: ms(raw.scale_ms, "scale_ms", false)?, shape: positive(raw.shape, "shape")?, cap }
+        }
+        other => {
+            return bad(
+                path.key("dist"),
+                format!("unknown distribution {other:?} (expected constant, uniform, normal, lognormal or pareto)"),
+            );
+        }
+    })
+}
+
+fn node(name: &str, names: &[String], path: &FieldPath) -> Check<NodeId> {
+    match names.iter().position(|n| n == name) {
+        Some(i) => Ok(NodeId(i as u32)),
+        None => bad(path.clone(), format!("no node named {name:?} (nodes are {})", names.join(", "))),
+    }
+}
+
+fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
+    let node = node(&raw.node, names, &path.key("node"))?;
+    let start = Time::ZERO + raw.at_ms.map(|v| millis(v, &path.key("at_ms"), true)).transpose()?.unwrap_or_default();
+    if raw.until_ms.is_some() && raw.duration_ms.is_some() {
+        return bad(path.key("duration_ms"), "give until_ms or duration_ms, not both");
+    }
+    let end = match (raw.until_ms, raw.duration_ms) {
+        (Some(u), _) => {
+            let end = Time::ZERO + millis(u, &path.key("until_ms"), false)?;
+            if end <= start {
+                return bad(path.key("until_ms"), format!("the window ends ({end}) before it starts ({start})"));
+            }
+            Some(end)
+        }
+        (None, Some(d)) => Some(start + millis(d, &path.key("duration_ms"), false)?),
+        (None, None) => None,
+    };
+    let fields = [
+        ("direction", raw.direction.is_some()),
+        ("p", raw.p.is_some()),
+        ("extra", raw.extra.is_some()),
+        ("until_ms", raw.until_ms.is_some()),
+        ("duration_ms", raw.duration_ms.is_some()),
+    ];
+    let what = format!("kind = \"{}\"", raw.kind);
+    let kind = match raw.kind.as_str() {
+        "crash" => {
+            only(path, &what, &fields, &[])?;
+            FaultKind::Crash
+        }
+        "omit" => {
+            only(path, &what, &fields, &["direction", "p", "until_ms", "duration_ms"])?;
+            let direction = match raw.direction.as_deref().unwrap_or("general") {
+                "send" => Direction::Send,
+                "receive" => Direction::Receive,
+                "general" => Direction::General,
+                other => {
+                    return bad(path.key("direction"), format!("{other:?} is not send, receive or general"));
+                }
+            };
+            FaultKind::Omit { direction, p: probability(required(raw.p, path.key("p"))?, &path.key("p"))? }
+        }
+        "delay" => {
+            only(path, &what, &fields, &["extra", "until_ms", "duration_ms"])?;
+            let Some(extra) = &raw.extra else { return bad(path.key("extra"), "is required") };
+            FaultKind::Delay { extra: dist(extra, &path.key("extra"))? }
+        }
+        "pause" => {
+            only(path, &what, &fields, &["until_ms", "duration_ms"])?;
+            if end.is_none() {
+                return bad(path.key("duration_ms"), "a pause needs duration_ms or until_ms (an endless pause is a crash)");
+            }
+            FaultKind::Pause
+        }
+        "tamper" => {
+            only(path, &what, &fields, &["p", "until_ms", "duration_ms"])?;
+            FaultKind::Tamper { p: probability(raw.p.unwrap_or(1.0), &path.key("p"))? }
+        }
+        other => {
+            return bad(
+                path.key("kind"),
+                format!("unknown fault kind {other:?} (expected crash, omit, delay, pause or tamper)"),
+            );
+        }
+    };
+    Ok(Fault { node, kind, start, end })
+}
+
+fn case(raw: &RawCase, names: &[String], budget: Option<usize>, path: &FieldPath) -> Check<Case> {
+    if raw.name.trim().is_empty() {
+        return bad(path.key("name"), "must not be empty");
+    }
+    if raw.faults.len() > MAX_FAULTS_PER_CASE {
+        return bad(path.key("faults"), format!("{} faults; at most {MAX_FAULTS_PER_CASE} per case", raw.faults.len()));
+    }
+    let faults = raw
+        .faults
+        .iter()
+        .enumerate()
+        .map(|(i, f)| fault(f, names, &path.key("faults").index(i)))
+        .collect::<Check<Vec<_>>>()?;
+    let mut faulty: Vec<NodeId> = faults.iter().map(|f| f.node).collect();
+    faulty.sort();
+    faulty.dedup();
+    if let Some(f) = budget
+        && faulty.len() > f
+    {
+        return bad(path.key("faults"), format!("{} faulty nodes exceed the fault budget of {f}", faulty.len()));
+    }
+    Ok(Case { name: raw.name.clone(), description: raw.description.clone(), faults })
+}
+
+pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
+    let top = FieldPath::default();
+    match raw.protocol.as_deref().unwrap_or("quorum") {
+        "quorum" => {}
+        other => return bad(top.key("protocol"), format!("unknown protocol {other:?} (expected quorum)")),
+    }
+    let Some(q) = &raw.quorum else { return bad(top.key("quorum"), "the [quorum] table is required") };
+    let qp = top.key("quorum");
+    let followers = count(required(q.followers, qp.key("followers"))?, &qp.key("followers"), 1, MAX_FOLLOWERS as i64)?;
+    let quorum = QuorumConfig {
+        followers: followers as usize,
+        deadline: millis(required(q.deadline_ms, qp.key("deadline_ms"))?, &qp.key("deadline_ms"), false)?,
+        rounds: count(q.rounds.unwrap_or(1), &qp.key("rounds"), 0, 1_000_000_000)?,
+        index: q.index.unwrap_or(0),
+        data: q.data.clone().unwrap_or_else(|| "balance=9000".to_owned()),
+    };
+    let names = quorum.node_names();
+    let budget = raw
+        .fault_budget
+        .map(|f| count(f, &top.key("fault_budget"), 0, names.len() as i64))
+        .transpose()
+        .map_err(|mut e| {
+            e.message = format!("{} (the scenario has {} nodes)", e.message, names.len());
+            e
+        })?
+        .map(|f| f as usize);
+
+    let np = top.key("network");
+    let (latency, links) = match &raw.network {
+        None => (LatencyDist::Constant(Span::ZERO), Vec::new()),
+        Some(net) => {
+            let latency = match &net.latency {
+                Some(d) => dist(d, &np.key("latency"))?,
+                None => LatencyDist::Constant(Span::ZERO),
+            };
+            let links = net
+                .links
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let lp = np.key("links").index(i);
+                    Ok((node(&l.from, &names, &lp.key("from"))?, node(&l.to, &names, &lp.key("to"))?, dist(&l.latency, &lp.key("latency"))?))
+                })
+                .collect::<Check<Vec<_>>>()?;
+            (latency, links)
+        }
+    };
+
+    let lp = top.key("limits");
+    let defaults = Limits::default();
+    let limits = match &raw.limits {
+        None => defaults,
+        Some(l) => Limits {
+            max_time: l
+                .max_time_ms
+                .map(|v| millis(v, &lp.key("max_time_ms"), false).map(|s| Time::ZERO + s))
+                .transpose()?
+                .unwrap_or(defaults.max_time),
+            max_events: l
+                .max_events
+                .map(|v| count(v, &lp.key("max_events"), 1, 10_000_000_000))
+                .transpose()?
+                .unwrap_or(defaults.max_events),
+            inflight_per_link: l
+                .inflight_per_link
+                .map(|v| count(v, &lp.key("inflight_per_link"), 1, 1 << 24).map(|v| v as u32))
+                .transpose()?
+                .unwrap_or(defaults.inflight_per_link),
+        },
+    };
+
+    if raw.cases.is_empty() {
+        return bad(top.key("cases"), "a scenario needs at least one [[cases]] entry");
+    }
+    if raw.cases.len() > super::MAX_CASES {
+        return bad(top.key("cases"), format!("{} cases; at most {}", raw.cases.len(), super::MAX_CASES));
+    }
+    let cases = raw
+        .cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| case(c, &names, budget, &top.key("cases").index(i)))
+        .collect::<Check<Vec<_>>>()?;
+    for (i, c) in cases.iter().enumerate() {
+        if cases[..i].iter().any(|d| d.name == c.name) {
+            return bad(top.key("cases").index(i).key("name"), format!("case name {:?} is used twice", c.name));
+        }
+    }
+    Ok(Scenario {
+        name: raw.name.clone().unwrap_or_else(|| "scenario".to_owned()),
+        description: raw.description.clone(),
+        seed: raw.seed,
+        quorum,
+        latency,
+        links,
+        limits,
+        fault_budget: budget,
+        cases,
+    })
+}
