@@ -66,37 +66,32 @@ pub trait Protocol {
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, id: TimerId, timer: Self::Timer);
 }
 
-/// An effect a handler asked for. Applied by the runtime after the handler returns.
-#[derive(Debug)]
-pub enum Effect<P: Protocol + ?Sized> {
-    Send { to: NodeId, msg: P::Msg },
-    SetTimer { id: TimerId, after: Span, timer: P::Timer },
-    CancelTimer(TimerId),
-    Observe(P::Obs),
+/// What a handler's effects act on: the simulator's world, or a real network runtime.
+/// Effects apply in the order the handler asks for them; nothing a handler does is seen
+/// by another node before the handler returns, because every send goes through the
+/// network and arrives later.
+pub trait Runtime<P: Protocol + ?Sized> {
+    fn rng(&mut self, me: NodeId) -> &mut SimRng;
+    fn disk(&mut self, me: NodeId) -> &mut Disk;
+    fn send(&mut self, from: NodeId, to: NodeId, msg: P::Msg);
+    fn set_timer(&mut self, me: NodeId, after: Span, timer: P::Timer) -> TimerId;
+    fn cancel_timer(&mut self, me: NodeId, id: TimerId);
+    fn observe(&mut self, me: NodeId, obs: P::Obs);
 }
 
 /// Everything a handler may touch: its identity, its clock, its random stream, its disk,
-/// and the effect buffer. The simulator builds one per handler call; a real-network runtime
-/// would build the same from its own clock, RNG and storage.
+/// and the effects it emits (send, set or cancel a timer, persist, observe). The simulator
+/// builds one per handler call over its world; a real-network runtime would build the same
+/// over its own clock, RNG, sockets and storage.
 pub struct Context<'a, P: Protocol + ?Sized> {
     me: NodeId,
     now: Time,
-    rng: &'a mut SimRng,
-    disk: &'a mut Disk,
-    next_timer: &'a mut u64,
-    out: &'a mut Vec<Effect<P>>,
+    rt: &'a mut dyn Runtime<P>,
 }
 
 impl<'a, P: Protocol + ?Sized> Context<'a, P> {
-    pub fn new(
-        me: NodeId,
-        now: Time,
-        rng: &'a mut SimRng,
-        disk: &'a mut Disk,
-        next_timer: &'a mut u64,
-        out: &'a mut Vec<Effect<P>>,
-    ) -> Self {
-        Context { me, now, rng, disk, next_timer, out }
+    pub fn new(me: NodeId, now: Time, rt: &'a mut dyn Runtime<P>) -> Self {
+        Context { me, now, rt }
     }
 
     /// This node's id.
@@ -111,41 +106,38 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
 
     /// The node's own random stream: the only randomness a protocol may use.
     pub fn rng(&mut self) -> &mut SimRng {
-        self.rng
+        self.rt.rng(self.me)
     }
 
     /// Sends `msg` to `to`. Whether, when and in what shape it arrives is the network's and
     /// the fault injector's business.
     pub fn send(&mut self, to: NodeId, msg: P::Msg) {
-        self.out.push(Effect::Send { to, msg });
+        self.rt.send(self.me, to, msg);
     }
 
     /// Fires `timer` after `after` of this node's time, unless cancelled first.
     pub fn set_timer(&mut self, after: Span, timer: P::Timer) -> TimerId {
-        let id = TimerId(*self.next_timer);
-        *self.next_timer += 1;
-        self.out.push(Effect::SetTimer { id, after, timer });
-        id
+        self.rt.set_timer(self.me, after, timer)
     }
 
     /// Cancels a timer. Cancelling one that already fired or was cancelled is harmless.
     pub fn cancel_timer(&mut self, id: TimerId) {
-        self.out.push(Effect::CancelTimer(id));
+        self.rt.cancel_timer(self.me, id);
     }
 
     /// Writes `value` under `key` to the node's simulated disk, durably: it survives a
     /// crash of the node. (Write latency and lost unsynced writes are faults, not defaults.)
     pub fn persist(&mut self, key: &str, value: Vec<u8>) {
-        self.disk.write(key, value);
+        self.rt.disk(self.me).write(key, value);
     }
 
     /// Reads what the node last persisted under `key`.
-    pub fn read(&self, key: &str) -> Option<&[u8]> {
-        self.disk.read(key)
+    pub fn read(&mut self, key: &str) -> Option<Vec<u8>> {
+        self.rt.disk(self.me).read(key).map(<[u8]>::to_vec)
     }
 
     /// Reports an observation to checkers and reports.
     pub fn observe(&mut self, obs: P::Obs) {
-        self.out.push(Effect::Observe(obs));
+        self.rt.observe(self.me, obs);
     }
 }

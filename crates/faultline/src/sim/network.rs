@@ -84,7 +84,7 @@ impl LatencyDist {
 
 impl Sampler {
     /// One delay in nanoseconds. A constant draws nothing from the stream.
-    #[inline]
+    #[inline(always)]
     pub fn sample(&self, rng: &mut SimRng) -> u64 {
         match self {
             Sampler::Constant(d) => *d,

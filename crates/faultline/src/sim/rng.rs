@@ -82,5 +82,5 @@ mod tests {
         let mut r = stream(7, Stream::Link { from: 0, to: 1 });
         assert_eq!(r.next_u64(), PINNED);
     }
-    const PINNED: u64 = 0;
+    const PINNED: u64 = 8_654_648_858_303_238_881;
 }

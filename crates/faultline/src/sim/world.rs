@@ -19,7 +19,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::fault::{Causes, Fault, FaultId, FaultKind, Injector, Verdict};
-use crate::protocol::{Context, Effect, NodeId, Protocol, TimerId};
+use crate::protocol::{Context, NodeId, Protocol, Runtime, TimerId};
 use crate::sim::disk::Disk;
 use crate::sim::network::{LatencyDist, Network};
 use crate::sim::rng::{SimRng, Stream, stream};
@@ -93,32 +93,177 @@ enum Event<P: Protocol> {
     FaultEnd(FaultId),
 }
 
-struct Entry<P: Protocol> {
+/// A pending item with its place in the order: time first, then insertion sequence.
+struct Entry<T> {
     time: Time,
     seq: u64,
-    event: Event<P>,
+    item: T,
+}
+
+impl<T> Entry<T> {
+    #[inline]
+    fn later_than(&self, other: &Entry<T>) -> bool {
+        (self.time, self.seq) > (other.time, other.seq)
+    }
 }
 
 // BinaryHeap is a max-heap: order entries so that the earliest (time, seq) is greatest.
-impl<P: Protocol> Ord for Entry<P> {
+impl<T> Ord for Entry<T> {
     fn cmp(&self, other: &Self) -> Ordering {
         (other.time, other.seq).cmp(&(self.time, self.seq))
     }
 }
-impl<P: Protocol> PartialOrd for Entry<P> {
+impl<T> PartialOrd for Entry<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<P: Protocol> PartialEq for Entry<P> {
+impl<T> PartialEq for Entry<T> {
     fn eq(&self, other: &Self) -> bool {
         (self.time, self.seq) == (other.time, other.seq)
     }
 }
-impl<P: Protocol> Eq for Entry<P> {}
+impl<T> Eq for Entry<T> {}
 
-struct Node<P> {
-    protocol: P,
+/// The pending events, ordered by `(time, seq)`; `seq` is assigned here, so ties in time
+/// pop in the order they were pushed.
+struct Queue<P: Protocol> {
+    agenda: Agenda<Event<P>>,
+    seq: u64,
+}
+
+impl<P: Protocol> Queue<P> {
+    fn new() -> Self {
+        Queue { agenda: Agenda::default(), seq: 0 }
+    }
+
+    #[inline]
+    fn push(&mut self, time: Time, event: Event<P>) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.agenda.push(Entry { time, seq, item: event });
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<(Time, Event<P>)> {
+        self.agenda.pop().map(|e| (e.time, e.item))
+    }
+}
+
+/// A priority queue that adapts to its size. Simulations usually have a handful of
+/// pending events, and for those a vector kept sorted latest-first is several times
+/// faster than a binary heap: popping is `Vec::pop`, and a push shifts a few entries.
+/// Past `LARGE` entries the vector becomes a binary heap (O(log n) per operation), and it
+/// turns back below `SMALL`; the gap keeps it from switching back and forth. Entries are
+/// unique (`seq` is), so both forms pop in exactly the same order.
+pub(crate) struct Agenda<T> {
+    /// Sorted so that the earliest entry is last. Used while `heap` is empty.
+    sorted: Vec<Entry<T>>,
+    heap: BinaryHeap<Entry<T>>,
+}
+
+impl<T> Default for Agenda<T> {
+    fn default() -> Self {
+        Agenda { sorted: Vec::new(), heap: BinaryHeap::new() }
+    }
+}
+
+impl<T> Agenda<T> {
+    const LARGE: usize = 128;
+    const SMALL: usize = 32;
+
+    #[inline]
+    fn push(&mut self, entry: Entry<T>) {
+        if !self.heap.is_empty() {
+            self.heap.push(entry);
+            return;
+        }
+        if self.sorted.len() >= Self::LARGE {
+            self.heap = BinaryHeap::from(std::mem::take(&mut self.sorted));
+            self.heap.push(entry);
+            return;
+        }
+        // Latest first, so the earliest pops from the end. A new entry is usually among the
+        // earliest pending (a short network hop), so a linear scan from the end finds its
+        // place in a step or two, where a binary search would always take several.
+        let mut at = self.sorted.len();
+        while at > 0 && entry.later_than(&self.sorted[at - 1]) {
+            at -= 1;
+        }
+        self.sorted.insert(at, entry);
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Entry<T>> {
+        if self.heap.is_empty() {
+            return self.sorted.pop();
+        }
+        let entry = self.heap.pop();
+        if self.heap.len() < Self::SMALL {
+            // `into_sorted_vec` sorts ascending by `Ord`, which is reversed time order:
+            // latest first, as `sorted` wants.
+            self.sorted = std::mem::take(&mut self.heap).into_sorted_vec();
+        }
+        entry
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.sorted.len() + self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod agenda_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The adaptive agenda pops in exactly the order a plain binary heap does, across
+        /// the switch between its two forms in both directions. Pushes outnumber pops two
+        /// to one in the first half, so the queue grows past `LARGE`, then drains.
+        #[test]
+        fn pops_in_heap_order(ops in proptest::collection::vec((0u8..3, 0u64..50), 1..1500)) {
+            let (mut agenda, mut reference) = (Agenda::default(), BinaryHeap::new());
+            let half = ops.len() / 2;
+            let (mut seq, mut now, mut largest) = (0u64, 0u64, 0usize);
+            for (i, (coin, dt)) in ops.into_iter().enumerate() {
+                let push = if i < half { coin < 2 } else { coin == 0 };
+                if push || reference.is_empty() {
+                    let at = Time::from_nanos(now + dt);
+                    agenda.push(Entry { time: at, seq, item: seq });
+                    reference.push(Entry { time: at, seq, item: seq });
+                    seq += 1;
+                } else {
+                    let (a, b) = (agenda.pop().map(|e| e.item), reference.pop());
+                    prop_assert_eq!(a, b.as_ref().map(|e| e.item));
+                    now = b.map_or(now, |e| e.time.as_nanos());
+                }
+                prop_assert_eq!(agenda.len(), reference.len());
+                largest = largest.max(agenda.len());
+            }
+            while let Some(b) = reference.pop() {
+                prop_assert_eq!(agenda.pop().map(|e| e.item), Some(b.item));
+            }
+            prop_assert!(agenda.pop().is_none());
+        }
+    }
+
+    #[test]
+    fn crosses_both_thresholds() {
+        let mut agenda = Agenda::default();
+        for i in 0..500u64 {
+            agenda.push(Entry { time: Time::from_nanos(1_000 - i), seq: i, item: i });
+        }
+        assert!(!agenda.heap.is_empty(), "500 entries live in the heap form");
+        let popped: Vec<u64> = std::iter::from_fn(|| agenda.pop().map(|e| e.item)).collect();
+        assert_eq!(popped, (0..500).rev().collect::<Vec<_>>());
+        assert!(agenda.heap.is_empty() && agenda.sorted.is_empty());
+    }
+}
+
+/// A node's runtime state: everything but its protocol.
+struct Node {
     rng: SimRng,
     disk: Disk,
     next_timer: u64,
@@ -141,19 +286,26 @@ pub struct SimConfig {
     pub latency: Box<dyn Fn(NodeId, NodeId) -> LatencyDist>,
 }
 
-/// A simulation of one protocol on `n` nodes under a set of faults.
+/// A simulation of one protocol on `n` nodes under a set of faults. The protocols are
+/// kept apart from the [`World`] so that a handler can hold its own node mutably while
+/// its context applies effects to everything else.
 pub struct Sim<P: Protocol> {
+    protocols: Vec<P>,
+    world: World<P>,
+}
+
+/// Everything in a run but the protocols: clock, queue, network, faults, nodes' runtime
+/// state, statistics and the tracer. It is the [`Runtime`] a handler's context talks to.
+pub struct World<P: Protocol> {
     now: Time,
-    seq: u64,
-    queue: BinaryHeap<Entry<P>>,
-    nodes: Vec<Node<P>>,
+    queue: Queue<P>,
+    nodes: Vec<Node>,
     names: Vec<String>,
     fault_labels: Vec<String>,
     network: Network,
     injector: Injector,
     limits: Limits,
     stats: Stats,
-    effects: Vec<Effect<P>>,
     observations: Vec<Observed<P::Obs>>,
     tracer: Option<Box<dyn Tracer>>,
     trace_seq: u64,
@@ -176,11 +328,8 @@ impl<P: Protocol> Sim<P> {
             .enumerate()
             .map(|(i, f)| format!("#{i} {} @{}", f.kind.name(), config.names[f.node.index()]))
             .collect();
-        let nodes = protocols
-            .into_iter()
-            .enumerate()
-            .map(|(i, protocol)| Node {
-                protocol,
+        let nodes = (0..n)
+            .map(|i| Node {
                 rng: stream(seed, Stream::Node(i as u32)),
                 disk: Disk::default(),
                 next_timer: 0,
@@ -190,10 +339,9 @@ impl<P: Protocol> Sim<P> {
                 paused_by: None,
             })
             .collect();
-        let mut sim = Sim {
+        let mut world = World {
             now: Time::ZERO,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: Queue::new(),
             nodes,
             names: config.names,
             fault_labels,
@@ -201,7 +349,6 @@ impl<P: Protocol> Sim<P> {
             injector: Injector::new(seed, n, faults.clone()),
             limits: config.limits,
             stats: Stats::default(),
-            effects: Vec::new(),
             observations: Vec::new(),
             tracer: None,
             trace_seq: 0,
@@ -210,57 +357,57 @@ impl<P: Protocol> Sim<P> {
         // Fault windows are scheduled before node starts, so a crash at time 0 means the
         // node never starts, and a pause from time 0 holds its start.
         for (i, f) in faults.iter().enumerate() {
-            sim.push(f.start, Event::FaultStart(i as FaultId));
+            world.queue.push(f.start, Event::FaultStart(i as FaultId));
             if let Some(end) = f.end {
-                sim.push(end, Event::FaultEnd(i as FaultId));
+                world.queue.push(end, Event::FaultEnd(i as FaultId));
             }
         }
         for i in 0..n {
-            sim.push(Time::ZERO, Event::Start(NodeId(i as u32)));
+            world.queue.push(Time::ZERO, Event::Start(NodeId(i as u32)));
         }
-        sim
+        Sim { protocols, world }
     }
 
     /// Installs a tracer. Install it before the first step to see the whole run.
     pub fn set_tracer(&mut self, tracer: Box<dyn Tracer>) {
-        self.tracer = Some(tracer);
+        self.world.tracer = Some(tracer);
     }
 
     pub fn take_tracer(&mut self) -> Option<Box<dyn Tracer>> {
-        self.tracer.take()
+        self.world.tracer.take()
     }
 
     pub fn now(&self) -> Time {
-        self.now
+        self.world.now
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.world.stats
     }
 
     pub fn node(&self, id: NodeId) -> &P {
-        &self.nodes[id.index()].protocol
+        &self.protocols[id.index()]
     }
 
     pub fn disk(&self, id: NodeId) -> &Disk {
-        &self.nodes[id.index()].disk
+        &self.world.nodes[id.index()].disk
     }
 
     pub fn injector(&self) -> &Injector {
-        &self.injector
+        &self.world.injector
     }
 
     pub fn name(&self, id: NodeId) -> &str {
-        &self.names[id.index()]
+        &self.world.names[id.index()]
     }
 
     pub fn observations(&self) -> &[Observed<P::Obs>] {
-        &self.observations
+        &self.world.observations
     }
 
     /// Hands over the observations gathered so far, so long runs need not keep them all.
     pub fn drain_observations(&mut self) -> std::vec::Drain<'_, Observed<P::Obs>> {
-        self.observations.drain(..)
+        self.world.observations.drain(..)
     }
 
     /// Runs until quiescent or a limit is reached.
@@ -273,56 +420,115 @@ impl<P: Protocol> Sim<P> {
     }
 
     /// Processes one queue entry. Returns why the run stopped once it has.
+    #[inline]
     pub fn step(&mut self) -> Option<StopReason> {
-        if let Some(reason) = self.stopped {
+        let w = &mut self.world;
+        if let Some(reason) = w.stopped {
             return Some(reason);
         }
-        if self.stats.events() >= self.limits.max_events {
-            return self.stop(StopReason::MaxEvents);
+        if w.stats.events() >= w.limits.max_events {
+            return w.stop(StopReason::MaxEvents);
         }
-        let Some(entry) = self.queue.pop() else {
-            return self.stop(StopReason::Quiescent);
+        let Some((time, event)) = w.queue.pop() else {
+            return w.stop(StopReason::Quiescent);
         };
-        if entry.time > self.limits.max_time {
-            self.queue.push(entry);
-            return self.stop(StopReason::MaxTime);
+        if time > w.limits.max_time {
+            w.queue.push(time, event);
+            return w.stop(StopReason::MaxTime);
         }
-        assert!(entry.time >= self.now, "time went backwards: {:?} < {:?}", entry.time, self.now);
-        if let Event::Timer { node, id, .. } = &entry.event
-            && !self.nodes[node.index()].pending_timers.contains(id)
+        assert!(time >= w.now, "time went backwards: {time:?} < {:?}", w.now);
+        if let Event::Timer { node, id, .. } = &event
+            && !w.nodes[node.index()].pending_timers.contains(id)
         {
             return None; // cancelled, or its node crashed: nothing happens, not even time passing
         }
-        self.now = entry.time;
-        match entry.event {
+        w.now = time;
+        match event {
             Event::Deliver { from, to, msg, causes, held } => self.deliver(from, to, msg, causes, held),
             Event::Timer { node, id, timer, causes } => self.fire(node, id, timer, causes),
             Event::Start(node) => self.start(node),
-            Event::FaultStart(id) => self.fault_start(id),
-            Event::FaultEnd(id) => self.fault_end(id),
+            Event::FaultStart(id) => self.world.fault_start(id),
+            Event::FaultEnd(id) => self.world.fault_end(id),
         }
         None
     }
 
+    fn start(&mut self, node: NodeId) {
+        let w = &mut self.world;
+        if let Some(by) = w.nodes[node.index()].crashed_by {
+            // Crashed before it ever started.
+            w.trace(node, Kind::Drop, None, None, Causes::one(by));
+            return;
+        }
+        if w.nodes[node.index()].paused_until > w.now {
+            w.hold(node, Event::Start(node));
+            return;
+        }
+        w.trace(node, Kind::Start, None, None, Causes::default());
+        self.dispatch(node, |p, ctx| p.on_start(ctx));
+    }
+
+    #[inline]
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: P::Msg, causes: Causes, held: bool) {
+        let w = &mut self.world;
+        if !held {
+            // First arrival: the message leaves the wire (a held message already has).
+            w.network.release(from.index(), to.index());
+        }
+        let node = &w.nodes[to.index()];
+        if let Some(by) = node.crashed_by {
+            w.stats.drops += 1;
+            let mut causes = causes;
+            causes.add(by);
+            w.trace_with(to, Kind::Drop, Some(from), None, || format!("{msg:?}"), causes);
+            return;
+        }
+        if node.paused_until > w.now {
+            w.hold(to, Event::Deliver { from, to, msg, causes, held });
+            return;
+        }
+        w.stats.deliveries += 1;
+        w.trace_with(to, Kind::Deliver, Some(from), None, || format!("{msg:?}"), causes);
+        self.dispatch(to, |p, ctx| p.on_message(ctx, from, msg));
+    }
+
+    #[inline]
+    fn fire(&mut self, node: NodeId, id: TimerId, timer: P::Timer, causes: Causes) {
+        let w = &mut self.world;
+        let n = &mut w.nodes[node.index()];
+        if n.paused_until > w.now {
+            w.hold(node, Event::Timer { node, id, timer, causes });
+            return;
+        }
+        // Pending timers are few and in increasing id order; the one firing is usually
+        // first. `step` has checked that it is pending.
+        if let Some(pos) = n.pending_timers.iter().position(|&t| t == id) {
+            n.pending_timers.remove(pos);
+        }
+        w.stats.timer_fires += 1;
+        w.trace_with(node, Kind::Timer, None, None, || format!("{timer:?}"), causes);
+        self.dispatch(node, |p, ctx| p.on_timer(ctx, id, timer));
+    }
+
+    /// Runs one handler of `node` with a context whose effects apply to the world at once.
+    #[inline]
+    fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut P, &mut Context<'_, P>)) {
+        let now = self.world.now;
+        let mut ctx = Context::new(node, now, &mut self.world);
+        handler(&mut self.protocols[node.index()], &mut ctx);
+    }
+}
+
+impl<P: Protocol> World<P> {
     fn stop(&mut self, reason: StopReason) -> Option<StopReason> {
         self.stopped = Some(reason);
         Some(reason)
     }
 
-    #[inline]
-    fn push(&mut self, time: Time, event: Event<P>) {
-        let seq = self.seq;
-        self.seq += 1;
-        self.queue.push(Entry { time, seq, event });
-    }
-
-    /// If `node` is paused, holds `event` until it resumes and returns `None`.
-    #[inline]
-    fn hold_if_paused(&mut self, node: NodeId, event: Event<P>) -> Option<Event<P>> {
+    /// Holds `event` until its paused `node` resumes.
+    #[cold]
+    fn hold(&mut self, node: NodeId, event: Event<P>) {
         let n = &self.nodes[node.index()];
-        if n.paused_until <= self.now {
-            return Some(event);
-        }
         let (until, by) = (n.paused_until, n.paused_by.expect("a paused node names its pause"));
         self.injector.note_fired(by);
         self.stats.deferrals += 1;
@@ -342,60 +548,7 @@ impl<P: Protocol> Sim<P> {
                 other
             }
         };
-        self.push(until, event);
-        None
-    }
-
-    fn start(&mut self, node: NodeId) {
-        if let Some(by) = self.nodes[node.index()].crashed_by {
-            // Crashed before it ever started.
-            self.trace(node, Kind::Drop, None, None, Causes::one(by));
-            return;
-        }
-        let Some(_) = self.hold_if_paused(node, Event::Start(node)) else { return };
-        self.trace(node, Kind::Start, None, None, Causes::default());
-        self.dispatch(node, |p, ctx| p.on_start(ctx));
-    }
-
-    #[inline]
-    fn deliver(&mut self, from: NodeId, to: NodeId, msg: P::Msg, causes: Causes, held: bool) {
-        if !held {
-            // First arrival: the message leaves the wire (a held message already has).
-            self.network.release(from.index(), to.index());
-        }
-        if let Some(by) = self.nodes[to.index()].crashed_by {
-            self.stats.drops += 1;
-            let mut causes = causes;
-            causes.add(by);
-            self.trace_with(to, Kind::Drop, Some(from), None, || format!("{msg:?}"), causes);
-            return;
-        }
-        let Some(Event::Deliver { from, to, msg, causes, .. }) =
-            self.hold_if_paused(to, Event::Deliver { from, to, msg, causes, held })
-        else {
-            return;
-        };
-        self.stats.deliveries += 1;
-        self.trace_with(to, Kind::Deliver, Some(from), None, || format!("{msg:?}"), causes);
-        self.dispatch(to, |p, ctx| p.on_message(ctx, from, msg));
-    }
-
-    #[inline]
-    fn fire(&mut self, node: NodeId, id: TimerId, timer: P::Timer, causes: Causes) {
-        let n = &mut self.nodes[node.index()];
-        // Pending timers are few and in increasing id order; the one firing is usually first.
-        // A crashed node has none; a cancelled timer is not among them.
-        let Some(pos) = n.pending_timers.iter().position(|&t| t == id) else {
-            return;
-        };
-        if n.paused_until > self.now {
-            let _ = self.hold_if_paused(node, Event::Timer { node, id, timer, causes });
-            return;
-        }
-        n.pending_timers.remove(pos);
-        self.stats.timer_fires += 1;
-        self.trace_with(node, Kind::Timer, None, None, || format!("{timer:?}"), causes);
-        self.dispatch(node, |p, ctx| p.on_timer(ctx, id, timer));
+        self.queue.push(until, event);
     }
 
     fn fault_start(&mut self, id: FaultId) {
@@ -426,60 +579,6 @@ impl<P: Protocol> Sim<P> {
         self.injector.set_active(id, false);
         let node = self.injector.fault(id).node;
         self.trace(node, Kind::FaultEnd, None, None, Causes::one(id));
-    }
-
-    /// Runs one handler of `node` and applies the effects it emitted, in order.
-    #[inline]
-    fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut P, &mut Context<'_, P>)) {
-        let mut effects = std::mem::take(&mut self.effects);
-        {
-            let n = &mut self.nodes[node.index()];
-            let mut ctx = Context::new(node, self.now, &mut n.rng, &mut n.disk, &mut n.next_timer, &mut effects);
-            handler(&mut n.protocol, &mut ctx);
-        }
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Send { to, msg } => self.send(node, to, msg),
-                Effect::SetTimer { id, after, timer } => {
-                    self.nodes[node.index()].pending_timers.push(id);
-                    self.push(self.now + after, Event::Timer { node, id, timer, causes: Causes::default() });
-                }
-                Effect::CancelTimer(id) => {
-                    let pending = &mut self.nodes[node.index()].pending_timers;
-                    if let Some(pos) = pending.iter().position(|&t| t == id) {
-                        pending.remove(pos);
-                    }
-                }
-                Effect::Observe(obs) => {
-                    self.trace_with(node, Kind::Observe, None, None, || format!("{obs:?}"), Causes::default());
-                    self.observations.push(Observed { time: self.now, node, obs });
-                }
-            }
-        }
-        self.effects = effects;
-    }
-
-    #[inline]
-    fn send(&mut self, from: NodeId, to: NodeId, mut msg: P::Msg) {
-        assert!(to.index() < self.nodes.len(), "{} sent to node {} of {}", self.names[from.index()], to.0, self.nodes.len());
-        self.stats.sends += 1;
-        match self.injector.on_send(from, to, &mut msg) {
-            Verdict::Drop(by) => {
-                self.stats.drops += 1;
-                self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), Causes::one(by));
-            }
-            Verdict::Pass { extra_ns, causes } => match self.network.admit(from.index(), to.index()) {
-                None => {
-                    self.stats.overflows += 1;
-                    self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), causes);
-                }
-                Some(latency_ns) => {
-                    let at = self.now + Span::from_nanos(latency_ns.saturating_add(extra_ns));
-                    self.trace_with(from, Kind::Send, Some(to), Some(at), || format!("{msg:?}"), causes);
-                    self.push(at, Event::Deliver { from, to, msg, causes, held: false });
-                }
-            },
-        }
     }
 
     #[inline]
@@ -530,5 +629,59 @@ impl<P: Protocol> Sim<P> {
         if let Some(t) = self.tracer.as_mut() {
             t.record(&event);
         }
+    }
+}
+
+impl<P: Protocol> Runtime<P> for World<P> {
+    fn rng(&mut self, me: NodeId) -> &mut SimRng {
+        &mut self.nodes[me.index()].rng
+    }
+
+    fn disk(&mut self, me: NodeId) -> &mut Disk {
+        &mut self.nodes[me.index()].disk
+    }
+
+    #[inline]
+    fn send(&mut self, from: NodeId, to: NodeId, mut msg: P::Msg) {
+        assert!(to.index() < self.nodes.len(), "{} sent to node {} of {}", self.names[from.index()], to.0, self.nodes.len());
+        self.stats.sends += 1;
+        match self.injector.on_send(from, to, &mut msg) {
+            Verdict::Drop(by) => {
+                self.stats.drops += 1;
+                self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), Causes::one(by));
+            }
+            Verdict::Pass { extra_ns, causes } => match self.network.admit(from.index(), to.index()) {
+                None => {
+                    self.stats.overflows += 1;
+                    self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), causes);
+                }
+                Some(latency_ns) => {
+                    let at = self.now + Span::from_nanos(latency_ns.saturating_add(extra_ns));
+                    self.trace_with(from, Kind::Send, Some(to), Some(at), || format!("{msg:?}"), causes);
+                    self.queue.push(at, Event::Deliver { from, to, msg, causes, held: false });
+                }
+            },
+        }
+    }
+
+    fn set_timer(&mut self, me: NodeId, after: Span, timer: P::Timer) -> TimerId {
+        let node = &mut self.nodes[me.index()];
+        let id = TimerId(node.next_timer);
+        node.next_timer += 1;
+        node.pending_timers.push(id);
+        self.queue.push(self.now + after, Event::Timer { node: me, id, timer, causes: Causes::default() });
+        id
+    }
+
+    fn cancel_timer(&mut self, me: NodeId, id: TimerId) {
+        let pending = &mut self.nodes[me.index()].pending_timers;
+        if let Some(pos) = pending.iter().position(|&t| t == id) {
+            pending.remove(pos);
+        }
+    }
+
+    fn observe(&mut self, me: NodeId, obs: P::Obs) {
+        self.trace_with(me, Kind::Observe, None, None, || format!("{obs:?}"), Causes::default());
+        self.observations.push(Observed { time: self.now, node: me, obs });
     }
 }
