@@ -198,6 +198,7 @@ fn toml_error(file: &str, text: &str, e: &toml::de::Error, path: String) -> Scen
     // it: join the two so the field is named in full.
     let field = match message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
         Some(name) if path == "." || path.is_empty() => name.to_owned(),
+        Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
         Some(name) => format!("{path}.{name}"),
         None if path == "." || path.is_empty() => "(top level)".to_owned(),
         None => path,
