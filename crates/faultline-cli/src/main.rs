@@ -186,7 +186,8 @@ fn execute(command: Command) -> Result<Outcome> {
         }
         Command::Sweep { scenario, seeds, vary, overrides, threads, format } => {
             let variants = variants(&scenario, &overrides, vary.as_deref())?;
-            let jobs = variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
+            let jobs =
+                variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
             let bar = if std::io::stderr().is_terminal() {
                 indicatif::ProgressBar::new(jobs)
             } else {
@@ -202,7 +203,9 @@ fn execute(command: Command) -> Result<Outcome> {
                 }
                 Format::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "seeds": [seeds.0.start, seeds.0.end], "rows": rows }))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "seeds": [seeds.0.start, seeds.0.end], "rows": rows })
+                    )?
                 ),
             }
             Ok(Outcome::Ok)
@@ -263,7 +266,8 @@ fn pick_seed(flag: Option<u64>, scenario: &Scenario) -> u64 {
     flag.or(scenario.seed).unwrap_or_else(|| {
         // Picking a seed is the one place randomness comes from outside a run; the run
         // itself is then a pure function of the printed seed.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         faultline::sim::rng::splitmix64(nanos ^ u64::from(std::process::id())) % 1_000_000_000
     })
 }
@@ -333,7 +337,8 @@ fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Re
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot create a file beside it", path.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("{}: cannot create a file beside it", path.display()))?;
     let value = write(tmp.as_file_mut())?;
     tmp.as_file_mut().flush()?;
     tmp.persist(path).with_context(|| format!("{}: cannot write", path.display()))?;

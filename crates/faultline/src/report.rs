@@ -39,7 +39,12 @@ pub struct Row {
 }
 
 /// Runs case `case` of `scenario` with root seed `seed`, feeding `tracer` if given.
-pub fn run_case(scenario: &Scenario, case: usize, seed: u64, tracer: Option<Box<dyn Tracer>>) -> (Row, Option<Box<dyn Tracer>>) {
+pub fn run_case(
+    scenario: &Scenario,
+    case: usize,
+    seed: u64,
+    tracer: Option<Box<dyn Tracer>>,
+) -> (Row, Option<Box<dyn Tracer>>) {
     let mut sim = scenario.build(case, seed);
     if let Some(t) = tracer {
         sim.set_tracer(t);
@@ -187,7 +192,12 @@ pub fn sweep(variants: &[Variant], seeds: std::ops::Range<u64>, progress: &(dyn 
         .map(|&(v, c, seed)| {
             let (row, _) = run_case(&variants[v].scenario, c, seed, None);
             progress();
-            Tally { rounds: row.rounds, agreed: row.agreed_rounds, acks: row.acks_total, violated: !row.violations.is_empty() }
+            Tally {
+                rounds: row.rounds,
+                agreed: row.agreed_rounds,
+                acks: row.acks_total,
+                violated: !row.violations.is_empty(),
+            }
         })
         .collect();
     let mut rows: Vec<SweepRow> = Vec::new();
@@ -244,7 +254,12 @@ pub fn sweep_table(rows: &[SweepRow]) -> String {
             r.seeds, r.rounds, r.agreed_fraction, r.mean_acks
         );
         if r.violating_seeds > 0 {
-            let _ = write!(out, " violating_seeds={} first={}", r.violating_seeds, r.first_violating_seed.unwrap_or_default());
+            let _ = write!(
+                out,
+                " violating_seeds={} first={}",
+                r.violating_seeds,
+                r.first_violating_seed.unwrap_or_default()
+            );
         }
         out.push('\n');
     }

@@ -6,7 +6,9 @@
 //! a SHA-256 of those same lines and, optionally, the lines themselves, so that two runs
 //! can be compared and their first difference named.
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::rc::Rc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -102,9 +104,15 @@ impl<W: Write> Tracer for NdjsonTracer<W> {
 }
 
 /// Hashes the NDJSON form of every event; keeps the lines too when asked, to name the
-/// first difference between two runs.
-#[derive(Default)]
+/// first difference between two runs. Clones share one state, so a caller can keep a clone
+/// and hand the simulator another.
+#[derive(Clone, Default)]
 pub struct DigestTracer {
+    state: Rc<RefCell<DigestState>>,
+}
+
+#[derive(Default)]
+struct DigestState {
     hasher: Sha256,
     events: u64,
     lines: Option<Vec<String>>,
@@ -112,30 +120,33 @@ pub struct DigestTracer {
 
 impl DigestTracer {
     pub fn new(keep_lines: bool) -> Self {
-        DigestTracer { hasher: Sha256::new(), events: 0, lines: keep_lines.then(Vec::new) }
+        let state = DigestState { hasher: Sha256::new(), events: 0, lines: keep_lines.then(Vec::new) };
+        DigestTracer { state: Rc::new(RefCell::new(state)) }
     }
 
     pub fn events(&self) -> u64 {
-        self.events
+        self.state.borrow().events
     }
 
-    pub fn lines(&self) -> &[String] {
-        self.lines.as_deref().unwrap_or(&[])
+    /// The lines recorded, if the tracer was asked to keep them.
+    pub fn lines(&self) -> Vec<String> {
+        self.state.borrow().lines.clone().unwrap_or_default()
     }
 
     /// The SHA-256 of all lines so far, as lowercase hex.
     pub fn hex_digest(&self) -> String {
-        self.hasher.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
+        self.state.borrow().hasher.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
 impl Tracer for DigestTracer {
     fn record(&mut self, event: &TraceEvent<'_>) {
         let line = serde_json::to_string(event).expect("trace events always serialize");
-        self.hasher.update(line.as_bytes());
-        self.hasher.update(b"\n");
-        self.events += 1;
-        if let Some(lines) = &mut self.lines {
+        let mut state = self.state.borrow_mut();
+        state.hasher.update(line.as_bytes());
+        state.hasher.update(b"\n");
+        state.events += 1;
+        if let Some(lines) = &mut state.lines {
             lines.push(line);
         }
     }
@@ -146,9 +157,12 @@ pub fn first_difference(a: &[String], b: &[String]) -> Option<String> {
     let i = a.iter().zip(b).position(|(x, y)| x != y);
     match i {
         Some(i) => Some(format!("event {i} differs:\n  first:  {}\n  second: {}", a[i], b[i])),
-        None if a.len() != b.len() => {
-            Some(format!("traces agree for {} events, then one has {} and the other {}", a.len().min(b.len()), a.len(), b.len()))
-        }
+        None if a.len() != b.len() => Some(format!(
+            "traces agree for {} events, then one has {} and the other {}",
+            a.len().min(b.len()),
+            a.len(),
+            b.len()
+        )),
         None => None,
     }
 }

@@ -104,7 +104,11 @@ impl Scenario {
         let file = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { file: file.clone(), source })?;
         if bytes.len() > MAX_FILE_BYTES {
-            return Err(invalid(&file, "(file)", format!("{} bytes; scenario files are at most {MAX_FILE_BYTES}", bytes.len())));
+            return Err(invalid(
+                &file,
+                "(file)",
+                format!("{} bytes; scenario files are at most {MAX_FILE_BYTES}", bytes.len()),
+            ));
         }
         let text = String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
@@ -116,12 +120,14 @@ impl Scenario {
     /// Loads a scenario from text; `file` names it in errors.
     pub fn parse(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
         let doc = DeTable::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".to_owned()))?;
-        let raw: RawScenario = deserialize(toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?)
-            .map_err(|(path, e)| toml_error(file, text, &e, path))?;
+        let raw: RawScenario =
+            deserialize(toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?)
+                .map_err(|(path, e)| toml_error(file, text, &e, path))?;
         let raw = if overrides.is_empty() {
             raw
         } else {
-            let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?;
+            let mut table: toml::Table =
+                toml::from_str(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?;
             for o in overrides {
                 apply_override(&mut table, o)?;
             }
@@ -131,7 +137,10 @@ impl Scenario {
             })?
         };
         validate::scenario(&raw).map_err(|Invalid { path, message }| {
-            let location = if overrides.iter().any(|o| FieldPath::parse(&o.key).is_some_and(|k| path.starts_with(&k) || k.starts_with(&path))) {
+            let location = if overrides
+                .iter()
+                .any(|o| FieldPath::parse(&o.key).is_some_and(|k| path.starts_with(&k) || k.starts_with(&path)))
+            {
                 blame(overrides, &path)
             } else {
                 at_offset(file, text, span_of(doc.get_ref(), &path).unwrap_or(0))
@@ -154,7 +163,11 @@ impl Scenario {
             limits: self.limits.clone(),
             names: self.node_names(),
             latency: Box::new(move |from, to| {
-                links.iter().rev().find(|(f, t, _)| *f == from && *t == to).map_or_else(|| default.clone(), |(_, _, d)| d.clone())
+                links
+                    .iter()
+                    .rev()
+                    .find(|(f, t, _)| *f == from && *t == to)
+                    .map_or_else(|| default.clone(), |(_, _, d)| d.clone())
             }),
         };
         Sim::new(config, self.quorum.nodes(), self.cases[case].faults.clone())
@@ -228,7 +241,9 @@ fn span_of(doc: &DeTable<'_>, path: &FieldPath) -> Option<usize> {
     let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
     for seg in &path.0 {
         let value = match (seg, table, array) {
-            (Seg::Key(k), Some(t), _) => t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, v)| (key.span().start, v)),
+            (Seg::Key(k), Some(t), _) => {
+                t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, v)| (key.span().start, v))
+            }
             (Seg::Index(i), _, Some(a)) => a.get(*i).map(|v| (v.span().start, v)),
             _ => None,
         };
@@ -256,11 +271,13 @@ fn apply_override(table: &mut toml::Table, o: &Override) -> Result<(), ScenarioE
     let mut cursor = TableOrArray::Table(table);
     for seg in parents {
         cursor = match (cursor, seg) {
-            (TableOrArray::Table(t), Seg::Key(k)) => match t.entry(k.clone()).or_insert_with(|| toml::Value::Table(Default::default())) {
-                toml::Value::Table(t) => TableOrArray::Table(t),
-                toml::Value::Array(a) => TableOrArray::Array(a),
-                _ => return Err(fail(format!("{k} is not a table"))),
-            },
+            (TableOrArray::Table(t), Seg::Key(k)) => {
+                match t.entry(k.clone()).or_insert_with(|| toml::Value::Table(Default::default())) {
+                    toml::Value::Table(t) => TableOrArray::Table(t),
+                    toml::Value::Array(a) => TableOrArray::Array(a),
+                    _ => return Err(fail(format!("{k} is not a table"))),
+                }
+            }
             (TableOrArray::Array(a), Seg::Index(i)) => {
                 let len = a.len();
                 match a.get_mut(*i) {

@@ -165,7 +165,10 @@ pub fn dist(raw: &RawDist, path: &FieldPath) -> Check<LatencyDist> {
         }
         "normal" => {
             only(path, &what, &fields, &["mean_ms", "stddev_ms"])?;
-            LatencyDist::Normal { mean: ms(raw.mean_ms, "mean_ms", true)?, stddev: ms(raw.stddev_ms, "stddev_ms", true)? }
+            LatencyDist::Normal {
+                mean: ms(raw.mean_ms, "mean_ms", true)?,
+                stddev: ms(raw.stddev_ms, "stddev_ms", true)?,
+            }
         }
         "lognormal" => {
             only(path, &what, &fields, &["median_ms", "sigma"])?;
@@ -178,7 +181,11 @@ pub fn dist(raw: &RawDist, path: &FieldPath) -> Check<LatencyDist> {
         "pareto" => {
             only(path, &what, &fields, &["scale_ms", "shape", "cap_ms"])?;
             let cap = raw.cap_ms.map(|c| millis(c, &path.key("cap_ms"), false)).transpose()?;
-            LatencyDist::Pareto { scale: ms(raw.scale_ms, "scale_ms", false)?, shape: positive(raw.shape, "shape")?, cap }
+            LatencyDist::Pareto {
+                scale: ms(raw.scale_ms, "scale_ms", false)?,
+                shape: positive(raw.shape, "shape")?,
+                cap,
+            }
         }
         other => {
             return bad(
@@ -246,7 +253,10 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
         "pause" => {
             only(path, &what, &fields, &["until_ms", "duration_ms"])?;
             if end.is_none() {
-                return bad(path.key("duration_ms"), "a pause needs duration_ms or until_ms (an endless pause is a crash)");
+                return bad(
+                    path.key("duration_ms"),
+                    "a pause needs duration_ms or until_ms (an endless pause is a crash)",
+                );
             }
             FaultKind::Pause
         }
@@ -329,7 +339,11 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
                 .enumerate()
                 .map(|(i, l)| {
                     let lp = np.key("links").index(i);
-                    Ok((node(&l.from, &names, &lp.key("from"))?, node(&l.to, &names, &lp.key("to"))?, dist(&l.latency, &lp.key("latency"))?))
+                    Ok((
+                        node(&l.from, &names, &lp.key("from"))?,
+                        node(&l.to, &names, &lp.key("to"))?,
+                        dist(&l.latency, &lp.key("latency"))?,
+                    ))
                 })
                 .collect::<Check<Vec<_>>>()?;
             (latency, links)

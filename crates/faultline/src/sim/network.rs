@@ -62,12 +62,10 @@ impl LatencyDist {
                     Err(_) => Sampler::Constant(median.as_nanos()),
                 }
             }
-            LatencyDist::Pareto { scale, shape, cap } => {
-                match Pareto::new(scale.as_nanos().max(1) as f64, shape) {
-                    Ok(dist) => Sampler::Pareto { dist, cap: cap.map_or(u64::MAX, Span::as_nanos) },
-                    Err(_) => Sampler::Constant(scale.as_nanos()),
-                }
-            }
+            LatencyDist::Pareto { scale, shape, cap } => match Pareto::new(scale.as_nanos().max(1) as f64, shape) {
+                Ok(dist) => Sampler::Pareto { dist, cap: cap.map_or(u64::MAX, Span::as_nanos) },
+                Err(_) => Sampler::Constant(scale.as_nanos()),
+            },
         }
     }
 
@@ -183,8 +181,8 @@ mod tests {
     #[test]
     fn normal_is_clamped_at_zero_and_pareto_at_cap() {
         let n = LatencyDist::Normal { mean: Span::from_nanos(1), stddev: Span::from_millis(1) }.sampler();
-        let p = LatencyDist::Pareto { scale: Span::from_millis(1), shape: 0.5, cap: Some(Span::from_millis(50)) }
-            .sampler();
+        let p =
+            LatencyDist::Pareto { scale: Span::from_millis(1), shape: 0.5, cap: Some(Span::from_millis(50)) }.sampler();
         let mut rng = stream(2, Stream::Setup(0));
         let mut capped = false;
         for _ in 0..10_000 {

@@ -87,8 +87,19 @@ pub struct Observed<O> {
 enum Event<P: Protocol> {
     Start(NodeId),
     /// `held` is set once a paused receiver has held the message: it is off the wire.
-    Deliver { from: NodeId, to: NodeId, msg: P::Msg, causes: Causes, held: bool },
-    Timer { node: NodeId, id: TimerId, timer: P::Timer, causes: Causes },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: P::Msg,
+        causes: Causes,
+        held: bool,
+    },
+    Timer {
+        node: NodeId,
+        id: TimerId,
+        timer: P::Timer,
+        causes: Causes,
+    },
     FaultStart(FaultId),
     FaultEnd(FaultId),
 }
@@ -210,55 +221,6 @@ impl<T> Agenda<T> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.sorted.len() + self.heap.len()
-    }
-}
-
-#[cfg(test)]
-mod agenda_tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// The adaptive agenda pops in exactly the order a plain binary heap does, across
-        /// the switch between its two forms in both directions. Pushes outnumber pops two
-        /// to one in the first half, so the queue grows past `LARGE`, then drains.
-        #[test]
-        fn pops_in_heap_order(ops in proptest::collection::vec((0u8..3, 0u64..50), 1..1500)) {
-            let (mut agenda, mut reference) = (Agenda::default(), BinaryHeap::new());
-            let half = ops.len() / 2;
-            let (mut seq, mut now, mut largest) = (0u64, 0u64, 0usize);
-            for (i, (coin, dt)) in ops.into_iter().enumerate() {
-                let push = if i < half { coin < 2 } else { coin == 0 };
-                if push || reference.is_empty() {
-                    let at = Time::from_nanos(now + dt);
-                    agenda.push(Entry { time: at, seq, item: seq });
-                    reference.push(Entry { time: at, seq, item: seq });
-                    seq += 1;
-                } else {
-                    let (a, b) = (agenda.pop().map(|e| e.item), reference.pop());
-                    prop_assert_eq!(a, b.as_ref().map(|e| e.item));
-                    now = b.map_or(now, |e| e.time.as_nanos());
-                }
-                prop_assert_eq!(agenda.len(), reference.len());
-                largest = largest.max(agenda.len());
-            }
-            while let Some(b) = reference.pop() {
-                prop_assert_eq!(agenda.pop().map(|e| e.item), Some(b.item));
-            }
-            prop_assert!(agenda.pop().is_none());
-        }
-    }
-
-    #[test]
-    fn crosses_both_thresholds() {
-        let mut agenda = Agenda::default();
-        for i in 0..500u64 {
-            agenda.push(Entry { time: Time::from_nanos(1_000 - i), seq: i, item: i });
-        }
-        assert!(!agenda.heap.is_empty(), "500 entries live in the heap form");
-        let popped: Vec<u64> = std::iter::from_fn(|| agenda.pop().map(|e| e.item)).collect();
-        assert_eq!(popped, (0..500).rev().collect::<Vec<_>>());
-        assert!(agenda.heap.is_empty() && agenda.sorted.is_empty());
     }
 }
 
@@ -643,7 +605,13 @@ impl<P: Protocol> Runtime<P> for World<P> {
 
     #[inline]
     fn send(&mut self, from: NodeId, to: NodeId, mut msg: P::Msg) {
-        assert!(to.index() < self.nodes.len(), "{} sent to node {} of {}", self.names[from.index()], to.0, self.nodes.len());
+        assert!(
+            to.index() < self.nodes.len(),
+            "{} sent to node {} of {}",
+            self.names[from.index()],
+            to.0,
+            self.nodes.len()
+        );
         self.stats.sends += 1;
         match self.injector.on_send(from, to, &mut msg) {
             Verdict::Drop(by) => {
@@ -683,5 +651,54 @@ impl<P: Protocol> Runtime<P> for World<P> {
     fn observe(&mut self, me: NodeId, obs: P::Obs) {
         self.trace_with(me, Kind::Observe, None, None, || format!("{obs:?}"), Causes::default());
         self.observations.push(Observed { time: self.now, node: me, obs });
+    }
+}
+
+#[cfg(test)]
+mod agenda_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The adaptive agenda pops in exactly the order a plain binary heap does, across
+        /// the switch between its two forms in both directions. Pushes outnumber pops two
+        /// to one in the first half, so the queue grows past `LARGE`, then drains.
+        #[test]
+        fn pops_in_heap_order(ops in proptest::collection::vec((0u8..3, 0u64..50), 1..1500)) {
+            let (mut agenda, mut reference) = (Agenda::default(), BinaryHeap::new());
+            let half = ops.len() / 2;
+            let (mut seq, mut now, mut largest) = (0u64, 0u64, 0usize);
+            for (i, (coin, dt)) in ops.into_iter().enumerate() {
+                let push = if i < half { coin < 2 } else { coin == 0 };
+                if push || reference.is_empty() {
+                    let at = Time::from_nanos(now + dt);
+                    agenda.push(Entry { time: at, seq, item: seq });
+                    reference.push(Entry { time: at, seq, item: seq });
+                    seq += 1;
+                } else {
+                    let (a, b) = (agenda.pop().map(|e| e.item), reference.pop());
+                    prop_assert_eq!(a, b.as_ref().map(|e| e.item));
+                    now = b.map_or(now, |e| e.time.as_nanos());
+                }
+                prop_assert_eq!(agenda.len(), reference.len());
+                largest = largest.max(agenda.len());
+            }
+            while let Some(b) = reference.pop() {
+                prop_assert_eq!(agenda.pop().map(|e| e.item), Some(b.item));
+            }
+            prop_assert!(agenda.pop().is_none());
+        }
+    }
+
+    #[test]
+    fn crosses_both_thresholds() {
+        let mut agenda = Agenda::default();
+        for i in 0..500u64 {
+            agenda.push(Entry { time: Time::from_nanos(1_000 - i), seq: i, item: i });
+        }
+        assert!(!agenda.heap.is_empty(), "500 entries live in the heap form");
+        let popped: Vec<u64> = std::iter::from_fn(|| agenda.pop().map(|e| e.item)).collect();
+        assert_eq!(popped, (0..500).rev().collect::<Vec<_>>());
+        assert!(agenda.heap.is_empty() && agenda.sorted.is_empty());
     }
 }
