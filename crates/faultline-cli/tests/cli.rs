@@ -245,7 +245,10 @@ fn shell_words(s: &str) -> Vec<String> {
 
 #[test]
 fn shell_words_splits_like_a_shell() {
-    assert_eq!(shell_words("run a.toml --set 'x=1 2'  --case b\\ c"), ["run", "a.toml", "--set", "x=1 2", "--case", "b c"]);
+    assert_eq!(
+        shell_words("run a.toml --set 'x=1 2'  --case b\\ c"),
+        ["run", "a.toml", "--set", "x=1 2", "--case", "b c"]
+    );
     assert_eq!(shell_words("'it'\\''s' \"q\\\"\""), ["it's", "q\""]);
 }
 
@@ -326,7 +329,8 @@ fn run_of_the_chapter_file_matches_the_demo() {
 fn trace_blocks(text: &str) -> Vec<(String, Vec<Value>)> {
     let mut blocks: Vec<(String, Vec<Value>)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("trace line {}: not JSON ({e}): {line}", i + 1));
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("trace line {}: not JSON ({e}): {line}", i + 1));
         if v["kind"] == "case" {
             assert_eq!(v["seed"], 7, "case header: {line}");
             blocks.push((v["case"].as_str().expect("a case header names its case").to_owned(), Vec::new()));
@@ -440,7 +444,10 @@ fn expect_violation(args: &[&str], case: &str) -> (String, u64) {
         .and_then(|i| words.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("the reproduce line should give --seed N: {repro:?}"));
-    assert!(out.stdout.starts_with(&format!("seed: {seed}\n")), "the printed seed and the reproduce seed differ: {out:?}");
+    assert!(
+        out.stdout.starts_with(&format!("seed: {seed}\n")),
+        "the printed seed and the reproduce seed differ: {out:?}"
+    );
     assert!(out.stdout.contains("winning_data=balance=9000_TAMPERED"), "{out:?}");
     (repro.to_owned(), seed)
 }
@@ -516,16 +523,8 @@ fn sweep_does_not_depend_on_the_thread_count() {
 
 #[test]
 fn sweep_varies_the_deadline() {
-    let (_, json) = sweep_json(&[
-        "sweep",
-        CHAPTER,
-        "--seeds",
-        "1..51",
-        "--vary",
-        "quorum.deadline_ms=5,2000",
-        "--format",
-        "json",
-    ]);
+    let (_, json) =
+        sweep_json(&["sweep", CHAPTER, "--seeds", "1..51", "--vary", "quorum.deadline_ms=5,2000", "--format", "json"]);
     assert_eq!(json["rows"].as_array().unwrap().len(), 12, "six cases times two values");
     // Timing followers answer 510-1210 ms late: never by 5 ms, always by 2000 ms.
     assert_eq!(sweep_row(&json, "timing", Some("quorum.deadline_ms=5"))["agreed_fraction"], 0.0);
