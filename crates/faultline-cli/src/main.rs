@@ -178,9 +178,9 @@ fn execute(command: Command) -> Result<Outcome> {
                 })?,
             };
             print_rows(seed, &rows, format)?;
-            let mut repro = format!("faultline run {} --seed {seed}", scenario.display());
+            let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
             for o in &overrides {
-                repro.push_str(&format!(" --set '{o}'"));
+                repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
             }
             Ok(verdict(&rows, &repro))
         }
@@ -293,6 +293,18 @@ struct RunOutput<'a> {
     rows: &'a [Row],
 }
 
+/// Quotes `word` for a POSIX shell when it needs it, so a `reproduce:` line can be pasted
+/// as it is. Single quotes keep everything literal; a single quote itself is closed,
+/// escaped and reopened.
+fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,@+%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// Prints the violations, if any, with a `reproduce:` line, and says how the run ended.
 fn verdict(rows: &[Row], reproduce: &str) -> Outcome {
     let violated: Vec<&Row> = rows.iter().filter(|r| !r.violations.is_empty()).collect();
@@ -302,7 +314,7 @@ fn verdict(rows: &[Row], reproduce: &str) -> Outcome {
     for r in &violated {
         let v = &r.violations[0];
         eprintln!("violation: case {}: {} at {:.3} ms: {}", r.name, v.property, v.t_ns as f64 / 1e6, v.detail);
-        eprintln!("reproduce: {reproduce} --case {}", r.name);
+        eprintln!("reproduce: {reproduce} --case {}", shell_quote(&r.name));
     }
     Outcome::Violated
 }
@@ -341,6 +353,14 @@ fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Re
         .with_context(|| format!("{}: cannot create a file beside it", path.display()))?;
     let value = write(tmp.as_file_mut())?;
     tmp.as_file_mut().flush()?;
+    // A temporary file is private (0600); the result should look like any file the user
+    // writes: keep the permissions of the file it replaces, else the usual 0644.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode());
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
     tmp.persist(path).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(value)
 }

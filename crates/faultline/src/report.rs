@@ -168,73 +168,77 @@ pub struct SweepRow {
     pub first_violating_seed: Option<u64>,
 }
 
+/// What one seed's run adds to a sweep row. Combined with integer sums and a minimum,
+/// which are associative and commutative, so the parallel reduction gives the same answer
+/// whatever the thread count or the order in which runs finish.
 #[derive(Clone, Copy, Default)]
 struct Tally {
+    seeds: u64,
     rounds: u64,
     agreed: u64,
     acks: u64,
-    violated: bool,
+    violating_seeds: u64,
+    first_violating_seed: Option<u64>,
 }
 
-/// Runs every case of every variant for every seed in `seeds`, on the current rayon pool.
-/// `progress` is called once per finished run.
-pub fn sweep(variants: &[Variant], seeds: std::ops::Range<u64>, progress: &(dyn Fn() + Sync)) -> Vec<SweepRow> {
-    let jobs: Vec<(usize, usize, u64)> = variants
-        .iter()
-        .enumerate()
-        .flat_map(|(v, variant)| {
-            let seeds = seeds.clone();
-            (0..variant.scenario.cases.len()).flat_map(move |c| seeds.clone().map(move |s| (v, c, s)))
-        })
-        .collect();
-    let tallies: Vec<Tally> = jobs
-        .par_iter()
-        .map(|&(v, c, seed)| {
-            let (row, _) = run_case(&variants[v].scenario, c, seed, None);
-            progress();
-            Tally {
-                rounds: row.rounds,
-                agreed: row.agreed_rounds,
-                acks: row.acks_total,
-                violated: !row.violations.is_empty(),
-            }
-        })
-        .collect();
-    let mut rows: Vec<SweepRow> = Vec::new();
-    for (&(v, c, seed), t) in jobs.iter().zip(&tallies) {
-        let variant = &variants[v];
-        let case = &variant.scenario.cases[c].name;
-        let vary = (!variant.label.is_empty()).then(|| variant.label.clone());
-        let row = match rows.iter_mut().find(|r| &r.case == case && r.vary == vary) {
-            Some(r) => r,
-            None => {
-                rows.push(SweepRow {
-                    case: case.clone(),
-                    vary,
-                    seeds: 0,
-                    rounds: 0,
-                    agreed_rounds: 0,
-                    acks_total: 0,
-                    agreed_fraction: 0.0,
-                    mean_acks: 0.0,
-                    violating_seeds: 0,
-                    first_violating_seed: None,
-                });
-                rows.last_mut().expect("just pushed")
-            }
-        };
-        row.seeds += 1;
-        row.rounds += t.rounds;
-        row.agreed_rounds += t.agreed;
-        row.acks_total += t.acks;
-        if t.violated {
-            row.violating_seeds += 1;
-            row.first_violating_seed.get_or_insert(seed);
+impl Tally {
+    fn of(row: &Row, seed: u64) -> Tally {
+        let violated = !row.violations.is_empty();
+        Tally {
+            seeds: 1,
+            rounds: row.rounds,
+            agreed: row.agreed_rounds,
+            acks: row.acks_total,
+            violating_seeds: violated as u64,
+            first_violating_seed: violated.then_some(seed),
         }
     }
-    for r in &mut rows {
-        r.agreed_fraction = ratio(r.agreed_rounds, r.rounds);
-        r.mean_acks = ratio(r.acks_total, r.rounds);
+
+    fn combine(self, other: Tally) -> Tally {
+        let first = match (self.first_violating_seed, other.first_violating_seed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Tally {
+            seeds: self.seeds + other.seeds,
+            rounds: self.rounds + other.rounds,
+            agreed: self.agreed + other.agreed,
+            acks: self.acks + other.acks,
+            violating_seeds: self.violating_seeds + other.violating_seeds,
+            first_violating_seed: first,
+        }
+    }
+}
+
+/// Runs every case of every variant for every seed in `seeds`, on the current rayon pool,
+/// one row per (variant, case). `progress` is called once per finished run. Memory does not
+/// grow with the number of seeds.
+pub fn sweep(variants: &[Variant], seeds: std::ops::Range<u64>, progress: &(dyn Fn() + Sync)) -> Vec<SweepRow> {
+    let mut rows = Vec::new();
+    for variant in variants {
+        for (c, case) in variant.scenario.cases.iter().enumerate() {
+            let t = seeds
+                .clone()
+                .into_par_iter()
+                .map(|seed| {
+                    let (row, _) = run_case(&variant.scenario, c, seed, None);
+                    progress();
+                    Tally::of(&row, seed)
+                })
+                .reduce(Tally::default, Tally::combine);
+            rows.push(SweepRow {
+                case: case.name.clone(),
+                vary: (!variant.label.is_empty()).then(|| variant.label.clone()),
+                seeds: t.seeds,
+                rounds: t.rounds,
+                agreed_rounds: t.agreed,
+                acks_total: t.acks,
+                agreed_fraction: ratio(t.agreed, t.rounds),
+                mean_acks: ratio(t.acks, t.rounds),
+                violating_seeds: t.violating_seeds,
+                first_violating_seed: t.first_violating_seed,
+            });
+        }
     }
     rows
 }

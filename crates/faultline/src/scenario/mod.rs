@@ -259,8 +259,12 @@ fn span_of(doc: &DeTable<'_>, path: &FieldPath) -> Option<usize> {
 }
 
 fn apply_override(table: &mut toml::Table, o: &Override) -> Result<(), ScenarioError> {
-    let fail = |msg: String| invalid(&format!("--set {o}"), &o.key, msg);
-    let path = FieldPath::parse(&o.key).ok_or_else(|| fail("not a dotted key".into()))?;
+    let path = FieldPath::parse(&o.key).ok_or_else(|| invalid(&format!("--set {o}"), &o.key, "not a dotted key"))?;
+    let fail = |msg: String| invalid(&format!("--set {o}"), &path.to_string(), msg);
+    let shape = |seg: &Seg| match seg {
+        Seg::Key(k) => format!("there is no table here to hold `{k}`"),
+        Seg::Index(i) => format!("there is no list here to index with [{i}]"),
+    };
     // The value is TOML when it parses as TOML (`50`, `true`, `"x"`, `{ dist = ... }`),
     // and a bare string otherwise (`quorum.data=balance=1`).
     let value = toml::from_str::<toml::Table>(&format!("v = {}", o.value))
@@ -287,7 +291,7 @@ fn apply_override(table: &mut toml::Table, o: &Override) -> Result<(), ScenarioE
                     None => return Err(fail(format!("index {i} is out of range (the list has {len})"))),
                 }
             }
-            (_, seg) => return Err(fail(format!("{seg:?} does not fit the document's shape"))),
+            (_, seg) => return Err(fail(shape(seg))),
         };
     }
     match (cursor, last) {
@@ -298,7 +302,7 @@ fn apply_override(table: &mut toml::Table, o: &Override) -> Result<(), ScenarioE
             let len = a.len();
             *a.get_mut(*i).ok_or_else(|| fail(format!("index {i} is out of range (the list has {len})")))? = value;
         }
-        (_, seg) => return Err(fail(format!("{seg:?} does not fit the document's shape"))),
+        (_, seg) => return Err(fail(shape(seg))),
     }
     Ok(())
 }
