@@ -208,7 +208,26 @@ fn execute(command: Command) -> Result<Outcome> {
                     )?
                 ),
             }
-            Ok(Outcome::Ok)
+            // A sweep that found a violation fails like a run would, and says how to replay
+            // the first violating seed of each row.
+            let mut outcome = Outcome::Ok;
+            for r in rows.iter().filter(|r| r.violating_seeds > 0) {
+                let seed = r.first_violating_seed.expect("a violating row names its first seed");
+                let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
+                for o in &overrides {
+                    repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
+                }
+                if let Some(v) = &r.vary {
+                    repro.push_str(&format!(" --set {}", shell_quote(v)));
+                }
+                eprintln!(
+                    "violation: case {}: {} of {} seeds violated an invariant",
+                    r.case, r.violating_seeds, r.seeds
+                );
+                eprintln!("reproduce: {repro} --case {}", shell_quote(&r.case));
+                outcome = Outcome::Violated;
+            }
+            Ok(outcome)
         }
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {
             if let Some(r) = rounds {

@@ -572,3 +572,18 @@ fn the_paths_used_here_exist() {
         assert!(Path::new(p).exists(), "{p} is missing");
     }
 }
+
+#[test]
+fn sweep_with_violations_exits_1_and_reproduces_the_first_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tampered.toml");
+    std::fs::write(&path, TAMPERED_MAJORITY).unwrap();
+    let out = faultline(&["sweep", path.to_str().unwrap(), "--seeds", "3..8"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("violating_seeds=5 first=3"), "{out:?}");
+    let repro = out.stderr.lines().find_map(|l| l.strip_prefix("reproduce: faultline ")).expect("a reproduce line");
+    let words = shell_words(repro);
+    assert!(words.windows(2).any(|w| w == ["--seed", "3"]), "{repro}");
+    let again = faultline(&words);
+    assert_eq!(again.code, Some(1), "{again:?}");
+}

@@ -23,8 +23,11 @@ pub enum Kind {
     Send,
     /// A message from `peer` was handed to `node`.
     Deliver,
-    /// A message from `node` to `peer` was lost (`cause` says which fault; none means the
-    /// link's in-flight cap was full), or arrived at a crashed node.
+    /// A message was lost. Recorded at the sender (`node` sent it to `peer`) when a fault
+    /// or a full link dropped it at send time, and at the receiver (`node` received it from
+    /// `peer`) when it arrived at a crashed node. `cause` names the fault; a drop with no
+    /// omission or crash among its causes was a full link (in-flight cap). A node crashed
+    /// before it started has a drop line with no `peer`: its start was dropped.
     Drop,
     /// An event for a paused node was held until it resumes.
     Defer,

@@ -54,7 +54,8 @@ pub trait Message: Clone + fmt::Debug {
 }
 
 /// A sans-IO protocol. Handlers run to completion at one instant of virtual time; the
-/// effects they emit are applied in order when the handler returns.
+/// effects they emit apply in the order they are asked for, and none is visible to another
+/// node before the handler returns (a send arrives later, through the network).
 pub trait Protocol {
     type Msg: Message;
     type Timer: Clone + fmt::Debug;

@@ -394,16 +394,16 @@ impl<P: Protocol> Sim<P> {
         let Some((time, event)) = w.queue.pop() else {
             return w.stop(StopReason::Quiescent);
         };
-        if time > w.limits.max_time {
-            w.queue.push(time, event);
-            return w.stop(StopReason::MaxTime);
-        }
-        assert!(time >= w.now, "time went backwards: {time:?} < {:?}", w.now);
         if let Event::Timer { node, id, .. } = &event
             && !w.nodes[node.index()].pending_timers.contains(id)
         {
             return None; // cancelled, or its node crashed: nothing happens, not even time passing
         }
+        if time > w.limits.max_time {
+            w.queue.push(time, event);
+            return w.stop(StopReason::MaxTime);
+        }
+        assert!(time >= w.now, "time went backwards: {time:?} < {:?}", w.now);
         w.now = time;
         match event {
             Event::Deliver { from, to, msg, causes, held } => self.deliver(from, to, msg, causes, held),
