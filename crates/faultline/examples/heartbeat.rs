@@ -27,6 +27,7 @@ enum Verdict {
     Trust(NodeId),
 }
 
+#[derive(Clone)]
 enum Node {
     Monitor { last_heard: Vec<Time>, suspected: Vec<bool> },
     Worker,

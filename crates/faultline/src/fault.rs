@@ -2,29 +2,37 @@
 //!
 //! Each configured [`Fault`] has an index (its [`FaultId`]) that the trace carries as ground
 //! truth: every event a fault caused (a drop, a delay, a tampered message, a deferral while
-//! paused, a crash) names it. The four classic models (Schneider 1990; Cristian 1991):
+//! paused, a crash) names it. The catalogue, by failure model (Schneider 1990; Cristian
+//! 1991; Huang et al. 2017 for gray failure), is documented with its parameters, signatures
+//! and defences in docs/failure-models.md and listed by `faultline faults`:
 //!
-//! - **crash**: the node stops at `start` and never sends again (crash-stop);
-//! - **omission**: the node's outgoing (`send`), incoming (`receive`) or both (`general`)
-//!   messages are lost, each independently with probability `p` (basis: per message);
-//! - **timing**: extra latency on the node's outgoing messages drawn from a distribution
-//!   (`delay`, basis: per message), or a window in which the node processes nothing
-//!   (`pause`: inbound messages and timers wait and are handled after it resumes);
-//! - **Byzantine**: the node's outgoing messages are rewritten by the protocol's own
-//!   [`Message::tamper`] hook (`tamper`, basis: per message, with probability `p`).
+//! - **crash**: `crash` (crash-stop), `fail-stop` (peers are told at once), `restart`
+//!   (crash-recovery: unsynced writes are lost), `half-open` (probes answered, application
+//!   dead);
+//! - **omission**: `omit-send`, `omit-receive`, `omit-general` (probability per message),
+//!   `omit-every-nth` (deterministic), `omit-large` (above a size), `partition` (per link,
+//!   one-way or both), `duplicate`, `reorder`;
+//! - **timing**: `delay` (extra latency per message), `pause` (stop-the-world), `skew`
+//!   (clock offset and drift), `slow-disk` (fsync latency stalls the node);
+//! - **Byzantine**: `tamper`, `equivocate`, `replay`, `stale`, `lie` (acks writes it never
+//!   made durable), `flip` (bit corruption of the encoded message), `forge` (claims another
+//!   node's identity);
+//! - **gray**: the data plane fails or slows while health probes pass.
 //!
-//! Byzantine behaviour rewrites a process's output; it is not the network's job
-//! (TigerBeetle's packet simulator, turmoil). The injector is the one place where send-time
-//! verdicts are decided, so the fuller catalogue (duplication, replay, partitions,
-//! size-triggered loss) adds variants and verdicts here rather than new paths in the loop.
+//! Faults act at three levels: node state switched by scheduled window events (crash,
+//! pause, half-open, skew, stale, lie, slow-disk), send-time verdicts decided here by the
+//! [`Injector`] (omission, delay, reorder, duplicate and the message-rewriting Byzantine
+//! faults), and protocol hooks the faulty node's own code honours (`Message::tamper` and
+//! friends, `Context::stale`). Byzantine behaviour rewrites a process's output; it is not the
+//! network's job (TigerBeetle's packet simulator, turmoil).
 
 use rand::Rng;
 use serde::Serialize;
 
-use crate::protocol::{Message, NodeId};
+use crate::protocol::{Message, NodeId, Plane};
 use crate::sim::network::{LatencyDist, Sampler};
 use crate::sim::rng::{SimRng, Stream, stream};
-use crate::sim::time::Time;
+use crate::sim::time::{Span, Time};
 
 /// A configured fault's index in its run, carried by every trace event it causes.
 pub type FaultId = u16;
@@ -65,36 +73,125 @@ impl Direction {
 pub enum FaultKind {
     /// Crash-stop: from `start` the node handles nothing and sends nothing, forever.
     Crash,
-    /// Omission: lose messages in `direction` with probability `p` each.
+    /// Crash-stop that every other node is told of at once (`Protocol::on_peer_down`).
+    FailStop,
+    /// Crash-recovery: down over the window, then rebuilt from its initial state and its
+    /// durable disk; writes it had not synced are lost.
+    Restart,
+    /// The transport looks alive (probes are answered) but the application is dead: data
+    /// messages are swallowed and timers stop.
+    HalfOpen,
+    /// Lose messages in `direction` with probability `p` each.
     Omit { direction: Direction, p: f64 },
-    /// Timing: add a delay drawn from `extra` to every message the node sends.
+    /// Lose every `n`-th message in `direction` (deterministic: the NIC firmware bug).
+    OmitEveryNth { direction: Direction, n: u64 },
+    /// Lose messages in `direction` larger than `bytes` on the wire.
+    OmitLarge { direction: Direction, bytes: usize },
+    /// Lose messages between the node and `peers`: `Send` cuts node -> peers, `Receive`
+    /// cuts peers -> node, `General` both.
+    Partition { peers: Vec<NodeId>, direction: Direction },
+    /// Deliver a second copy of a sent message with probability `p`.
+    Duplicate { p: f64 },
+    /// With probability `p`, hold a sent message back by a delay from `extra`, so later
+    /// messages overtake it.
+    Reorder { p: f64, extra: LatencyDist },
+    /// Add a delay drawn from `extra` to every message the node sends.
     Delay { extra: LatencyDist },
-    /// Timing: between `start` and `end` the node processes nothing; what arrives waits.
+    /// Between `start` and `end` the node processes nothing; what arrives waits.
     Pause,
-    /// Byzantine: with probability `p`, rewrite each message the node sends.
+    /// The node's clock reads `offset` off and drifts by `drift_ppm` parts per million.
+    Skew { offset: i64, drift_ppm: f64 },
+    /// Every fsync takes a delay from `extra`, and the node stalls for it.
+    SlowDisk { extra: LatencyDist },
+    /// With probability `p`, rewrite each message the node sends (`Message::tamper`).
     Tamper { p: f64 },
+    /// With probability `p`, send different content to different peers (`Message::equivocate`).
+    Equivocate { p: f64 },
+    /// With probability `p` per send, also re-send one of the node's earlier messages.
+    Replay { p: f64 },
+    /// Answer reads from state as it was `age` ago, reporting success (`Context::stale`).
+    Stale { age: Span },
+    /// Acknowledge writes whose fsync silently did nothing.
+    Lie,
+    /// With probability `p`, flip `bits` random bits of the encoded message.
+    Flip { p: f64, bits: u32 },
+    /// With probability `p` per send, also send a copy forged to claim `victim` sent it.
+    Forge { victim: NodeId, p: f64 },
+    /// Data-plane messages to and from the node are lost with probability `p` and delayed
+    /// by `extra`; probes pass untouched.
+    Gray { p: f64, extra: Option<LatencyDist> },
 }
 
 impl FaultKind {
     pub fn model(&self) -> Model {
+        use FaultKind::*;
         match self {
-            FaultKind::Crash => Model::Crash,
-            FaultKind::Omit { .. } => Model::Omission,
-            FaultKind::Delay { .. } | FaultKind::Pause => Model::Timing,
-            FaultKind::Tamper { .. } => Model::Byzantine,
+            Crash | FailStop | Restart | HalfOpen => Model::Crash,
+            Omit { .. } | OmitEveryNth { .. } | OmitLarge { .. } | Partition { .. } | Duplicate { .. } | Reorder { .. } => {
+                Model::Omission
+            }
+            Delay { .. } | Pause | Skew { .. } | SlowDisk { .. } => Model::Timing,
+            Tamper { .. } | Equivocate { .. } | Replay { .. } | Stale { .. } | Lie | Flip { .. } | Forge { .. } => {
+                Model::Byzantine
+            }
+            Gray { .. } => Model::Gray,
         }
     }
 
     /// The glossary word for the fault (docs/glossary.md).
     pub fn name(&self) -> &'static str {
+        use FaultKind::*;
         match self {
-            FaultKind::Crash => "crash",
-            FaultKind::Omit { direction: Direction::Send, .. } => "omit-send",
-            FaultKind::Omit { direction: Direction::Receive, .. } => "omit-receive",
-            FaultKind::Omit { direction: Direction::General, .. } => "omit-general",
-            FaultKind::Delay { .. } => "delay",
-            FaultKind::Pause => "pause",
-            FaultKind::Tamper { .. } => "tamper",
+            Crash => "crash",
+            FailStop => "fail-stop",
+            Restart => "restart",
+            HalfOpen => "half-open",
+            Omit { direction: Direction::Send, .. } => "omit-send",
+            Omit { direction: Direction::Receive, .. } => "omit-receive",
+            Omit { direction: Direction::General, .. } => "omit-general",
+            OmitEveryNth { .. } => "omit-every-nth",
+            OmitLarge { .. } => "omit-large",
+            Partition { .. } => "partition",
+            Duplicate { .. } => "duplicate",
+            Reorder { .. } => "reorder",
+            Delay { .. } => "delay",
+            Pause => "pause",
+            Skew { .. } => "skew",
+            SlowDisk { .. } => "slow-disk",
+            Tamper { .. } => "tamper",
+            Equivocate { .. } => "equivocate",
+            Replay { .. } => "replay",
+            Stale { .. } => "stale",
+            Lie => "lie",
+            Flip { .. } => "flip",
+            Forge { .. } => "forge",
+            Gray { .. } => "gray",
+        }
+    }
+
+    /// Whether the injector judges the node's outgoing messages (and so needs to see them).
+    fn judges_outgoing(&self) -> bool {
+        use FaultKind::*;
+        match self {
+            Omit { direction, .. } | OmitEveryNth { direction, .. } | OmitLarge { direction, .. } => {
+                direction.loses_outgoing()
+            }
+            Partition { .. } | Gray { .. } => true,
+            Duplicate { .. } | Reorder { .. } | Delay { .. } => true,
+            Tamper { .. } | Equivocate { .. } | Replay { .. } | Flip { .. } | Forge { .. } => true,
+            Crash | FailStop | Restart | HalfOpen | Pause | Skew { .. } | SlowDisk { .. } | Stale { .. } | Lie => false,
+        }
+    }
+
+    /// Whether the injector judges messages sent to the node.
+    fn judges_incoming(&self) -> bool {
+        use FaultKind::*;
+        match self {
+            Omit { direction, .. } | OmitEveryNth { direction, .. } | OmitLarge { direction, .. } => {
+                direction.loses_incoming()
+            }
+            Partition { .. } | Gray { .. } => true,
+            _ => false,
         }
     }
 }
@@ -144,28 +241,46 @@ impl Causes {
 pub enum Verdict {
     /// Lost; the fault that lost it.
     Drop(FaultId),
+    /// Corrupted beyond decoding by this fault: it travels, and the receiver drops it.
+    Garble(FaultId),
     /// Sent, with extra delay in nanoseconds and the faults that shaped it.
     Pass { extra_ns: u64, causes: Causes },
 }
 
-struct Injected {
+/// An extra message a fault makes a node send: a duplicate, a replayed old message, or a
+/// forgery. Sent after the original, through the network, and not judged again.
+pub struct Extra<M> {
+    pub to: NodeId,
+    pub msg: M,
+    pub extra_ns: u64,
+    pub causes: Causes,
+}
+
+/// How many of a node's past messages a replay fault keeps to choose from.
+const REPLAY_MEMORY: usize = 16;
+
+struct Injected<M> {
     fault: Fault,
     rng: SimRng,
     sampler: Option<Sampler>,
     active: bool,
     fired: u64,
+    /// Messages judged so far (for every-nth), and past messages kept for replay.
+    seen: u64,
+    memory: Vec<(NodeId, M)>,
 }
 
-/// Applies the configured faults. Holds each fault's random stream and whether it is in
-/// its window; the control loop toggles windows with scheduled start and end events.
-pub struct Injector {
-    faults: Vec<Injected>,
-    /// Per node: its send-side and receive-side faults (ids), in configuration order.
+/// Applies the configured faults to messages. Holds each fault's random stream and whether
+/// it is in its window; the control loop toggles windows with scheduled start and end events.
+pub struct Injector<M> {
+    faults: Vec<Injected<M>>,
+    /// Per node: the faults that judge its outgoing and its incoming messages, in
+    /// configuration order.
     outgoing: Vec<Vec<FaultId>>,
     incoming: Vec<Vec<FaultId>>,
 }
 
-impl Injector {
+impl<M: Message> Injector<M> {
     pub fn new(root_seed: u64, nodes: usize, faults: Vec<Fault>) -> Self {
         assert!(faults.len() <= FaultId::MAX as usize, "more faults than a FaultId can name");
         let mut outgoing = vec![Vec::new(); nodes];
@@ -177,23 +292,28 @@ impl Injector {
                 let id = i as FaultId;
                 let node = fault.node.index();
                 assert!(node < nodes, "fault {i} names node {node} of {nodes}");
-                match &fault.kind {
-                    FaultKind::Omit { direction, .. } => {
-                        if direction.loses_outgoing() {
-                            outgoing[node].push(id);
-                        }
-                        if direction.loses_incoming() {
-                            incoming[node].push(id);
-                        }
-                    }
-                    FaultKind::Delay { .. } | FaultKind::Tamper { .. } => outgoing[node].push(id),
-                    FaultKind::Crash | FaultKind::Pause => {}
+                if fault.kind.judges_outgoing() {
+                    outgoing[node].push(id);
+                }
+                if fault.kind.judges_incoming() {
+                    incoming[node].push(id);
                 }
                 let sampler = match &fault.kind {
-                    FaultKind::Delay { extra } => Some(extra.sampler()),
+                    FaultKind::Delay { extra } | FaultKind::Reorder { extra, .. } | FaultKind::SlowDisk { extra } => {
+                        Some(extra.sampler())
+                    }
+                    FaultKind::Gray { extra: Some(extra), .. } => Some(extra.sampler()),
                     _ => None,
                 };
-                Injected { fault, rng: stream(root_seed, Stream::Fault(i as u32)), sampler, active: false, fired: 0 }
+                Injected {
+                    fault,
+                    rng: stream(root_seed, Stream::Fault(i as u32)),
+                    sampler,
+                    active: false,
+                    fired: 0,
+                    seen: 0,
+                    memory: Vec::new(),
+                }
             })
             .collect();
         Injector { faults, outgoing, incoming }
@@ -207,9 +327,13 @@ impl Injector {
         &self.faults[id as usize].fault
     }
 
-    /// How many times each fault acted (dropped, delayed, tampered, held or crashed).
+    /// How many times each fault acted (dropped, delayed, rewrote, held, stalled or crashed).
     pub fn fired(&self, id: FaultId) -> u64 {
         self.faults[id as usize].fired
+    }
+
+    pub fn is_active(&self, id: FaultId) -> bool {
+        self.faults[id as usize].active
     }
 
     pub fn set_active(&mut self, id: FaultId, active: bool) {
@@ -220,48 +344,204 @@ impl Injector {
         self.faults[id as usize].fired += 1;
     }
 
-    /// Decides the fate of `msg` from `from` to `to`. Sender-side faults apply first, in
-    /// configuration order, then receiver-side omission; the first drop wins. Every coin is
-    /// drawn from the deciding fault's own stream, at send time.
+    /// Draws a delay from the fault's own distribution (slow-disk's fsync latency).
+    pub fn sample(&mut self, id: FaultId) -> u64 {
+        let f = &mut self.faults[id as usize];
+        f.sampler.as_ref().map_or(0, |s| s.sample(&mut f.rng))
+    }
+
+    /// Decides the fate of `msg` from `from` to `to`, and pushes any extra messages the
+    /// faults make the sender emit onto `extras`. Sender-side faults apply first, in
+    /// configuration order, then receiver-side ones; the first drop wins, and a message
+    /// that is dropped takes its duplicates and forgeries with it. Every coin is drawn from
+    /// the deciding fault's own stream, at send time.
     #[inline]
-    pub fn on_send<M: Message>(&mut self, from: NodeId, to: NodeId, msg: &mut M) -> Verdict {
+    pub fn on_send(&mut self, from: NodeId, to: NodeId, msg: &mut M, extras: &mut Vec<Extra<M>>) -> Verdict {
+        if self.outgoing[from.index()].is_empty() && self.incoming[to.index()].is_empty() {
+            return Verdict::Pass { extra_ns: 0, causes: Causes::default() };
+        }
+        let before = extras.len();
+        let verdict = self.judge(from, to, msg, extras);
+        if !matches!(verdict, Verdict::Pass { .. }) {
+            extras.truncate(before);
+        }
+        verdict
+    }
+
+    fn judge(&mut self, from: NodeId, to: NodeId, msg: &mut M, extras: &mut Vec<Extra<M>>) -> Verdict {
         let mut extra_ns = 0u64;
         let mut causes = Causes::default();
-        for &id in &self.outgoing[from.index()] {
+        for i in 0..self.outgoing[from.index()].len() {
+            let id = self.outgoing[from.index()][i];
             let f = &mut self.faults[id as usize];
             if !f.active {
                 continue;
             }
-            match f.fault.kind {
+            let fired = match &f.fault.kind {
                 FaultKind::Omit { p, .. } => {
-                    if chance(&mut f.rng, p) {
+                    if chance(&mut f.rng, *p) {
                         f.fired += 1;
                         return Verdict::Drop(id);
+                    }
+                    false
+                }
+                FaultKind::OmitEveryNth { n, .. } => {
+                    f.seen += 1;
+                    if f.seen.is_multiple_of(*n) {
+                        f.fired += 1;
+                        return Verdict::Drop(id);
+                    }
+                    false
+                }
+                FaultKind::OmitLarge { bytes, .. } => {
+                    if msg.wire_size() > *bytes {
+                        f.fired += 1;
+                        return Verdict::Drop(id);
+                    }
+                    false
+                }
+                FaultKind::Partition { peers, direction } => {
+                    if direction.loses_outgoing() && peers.contains(&to) {
+                        f.fired += 1;
+                        return Verdict::Drop(id);
+                    }
+                    false
+                }
+                FaultKind::Gray { p, .. } => {
+                    if msg.plane() == Plane::Data {
+                        if chance(&mut f.rng, *p) {
+                            f.fired += 1;
+                            return Verdict::Drop(id);
+                        }
+                        if let Some(s) = &f.sampler {
+                            extra_ns = extra_ns.saturating_add(s.sample(&mut f.rng));
+                            true
+                        } else {
+                            false
+                        }
+                    } else {
+                        false
                     }
                 }
                 FaultKind::Delay { .. } => {
                     let sampler = f.sampler.as_ref().expect("delay fault has a sampler");
                     extra_ns = extra_ns.saturating_add(sampler.sample(&mut f.rng));
-                    f.fired += 1;
-                    causes.add(id);
+                    true
                 }
-                FaultKind::Tamper { p } => {
-                    if chance(&mut f.rng, p) && msg.tamper(&mut f.rng) {
-                        f.fired += 1;
-                        causes.add(id);
+                FaultKind::Reorder { p, .. } => {
+                    if chance(&mut f.rng, *p) {
+                        let sampler = f.sampler.as_ref().expect("reorder fault has a sampler");
+                        extra_ns = extra_ns.saturating_add(sampler.sample(&mut f.rng));
+                        true
+                    } else {
+                        false
                     }
                 }
-                FaultKind::Crash | FaultKind::Pause => {}
+                FaultKind::Tamper { p } => chance(&mut f.rng, *p) && msg.tamper(&mut f.rng),
+                FaultKind::Equivocate { p } => chance(&mut f.rng, *p) && msg.equivocate(to, &mut f.rng),
+                FaultKind::Flip { p, bits } => {
+                    if chance(&mut f.rng, *p)
+                        && let Some(mut bytes) = msg.encode()
+                        && !bytes.is_empty()
+                    {
+                        for _ in 0..*bits {
+                            let bit = (f.rng.next_u64() % (bytes.len() as u64 * 8)) as usize;
+                            bytes[bit / 8] ^= 1 << (bit % 8);
+                        }
+                        f.fired += 1;
+                        match M::decode(&bytes) {
+                            Some(corrupted) => *msg = corrupted,
+                            None => return Verdict::Garble(id),
+                        }
+                        causes.add(id);
+                    }
+                    false
+                }
+                FaultKind::Duplicate { p } => {
+                    if chance(&mut f.rng, *p) {
+                        extras.push(Extra { to, msg: msg.clone(), extra_ns: 0, causes: Causes::one(id) });
+                        true
+                    } else {
+                        false
+                    }
+                }
+                FaultKind::Replay { p } => {
+                    let replay = chance(&mut f.rng, *p) && !f.memory.is_empty();
+                    if replay {
+                        let pick = (f.rng.next_u64() % f.memory.len() as u64) as usize;
+                        let (old_to, old) = f.memory[pick].clone();
+                        extras.push(Extra { to: old_to, msg: old, extra_ns: 0, causes: Causes::one(id) });
+                    }
+                    // Remember this message for later replays, keeping the most recent few.
+                    if f.memory.len() == REPLAY_MEMORY {
+                        f.memory.remove(0);
+                    }
+                    f.memory.push((to, msg.clone()));
+                    replay
+                }
+                FaultKind::Forge { victim, p } => {
+                    if chance(&mut f.rng, *p)
+                        && let Some(forged) = msg.forge(*victim, &mut f.rng)
+                    {
+                        extras.push(Extra { to, msg: forged, extra_ns: 0, causes: Causes::one(id) });
+                        true
+                    } else {
+                        false
+                    }
+                }
+                FaultKind::Crash
+                | FaultKind::FailStop
+                | FaultKind::Restart
+                | FaultKind::HalfOpen
+                | FaultKind::Pause
+                | FaultKind::Skew { .. }
+                | FaultKind::SlowDisk { .. }
+                | FaultKind::Stale { .. }
+                | FaultKind::Lie => false,
+            };
+            if fired {
+                f.fired += 1;
+                // A duplicate, replay or forgery is its own message: the original is not caused by it.
+                if !matches!(f.fault.kind, FaultKind::Duplicate { .. } | FaultKind::Replay { .. } | FaultKind::Forge { .. }) {
+                    causes.add(id);
+                }
             }
         }
-        for &id in &self.incoming[to.index()] {
+        for i in 0..self.incoming[to.index()].len() {
+            let id = self.incoming[to.index()][i];
             let f = &mut self.faults[id as usize];
-            if let (true, FaultKind::Omit { p, .. }) = (f.active, &f.fault.kind)
-                && chance(&mut f.rng, *p)
-            {
+            if !f.active {
+                continue;
+            }
+            let drop = match &f.fault.kind {
+                FaultKind::Omit { p, .. } => chance(&mut f.rng, *p),
+                FaultKind::OmitEveryNth { n, .. } => {
+                    f.seen += 1;
+                    f.seen.is_multiple_of(*n)
+                }
+                FaultKind::OmitLarge { bytes, .. } => msg.wire_size() > *bytes,
+                FaultKind::Partition { peers, direction } => direction.loses_incoming() && peers.contains(&from),
+                FaultKind::Gray { p, .. } if msg.plane() == Plane::Data => {
+                    if chance(&mut f.rng, *p) {
+                        true
+                    } else {
+                        if let Some(s) = &f.sampler {
+                            extra_ns = extra_ns.saturating_add(s.sample(&mut f.rng));
+                            f.fired += 1;
+                            causes.add(id);
+                        }
+                        false
+                    }
+                }
+                _ => false,
+            };
+            if drop {
                 f.fired += 1;
                 return Verdict::Drop(id);
             }
+        }
+        for e in extras.iter_mut() {
+            e.extra_ns = e.extra_ns.saturating_add(extra_ns);
         }
         Verdict::Pass { extra_ns, causes }
     }

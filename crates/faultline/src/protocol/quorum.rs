@@ -114,11 +114,13 @@ pub struct RoundResult {
     pub winning_acks: usize,
 }
 
+#[derive(Clone)]
 pub enum QuorumNode {
     Leader(Leader),
     Follower,
 }
 
+#[derive(Clone)]
 pub struct Leader {
     followers: usize,
     quorum: usize,

@@ -90,4 +90,12 @@ pub struct RawFault {
     pub direction: Option<String>,
     pub p: Option<f64>,
     pub extra: Option<RawDist>,
+    pub n: Option<i64>,
+    pub bytes: Option<i64>,
+    pub peers: Option<Vec<String>>,
+    pub offset_ms: Option<f64>,
+    pub drift_ppm: Option<f64>,
+    pub age_ms: Option<f64>,
+    pub bits: Option<i64>,
+    pub victim: Option<String>,
 }

@@ -226,48 +226,181 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
         ("extra", raw.extra.is_some()),
         ("until_ms", raw.until_ms.is_some()),
         ("duration_ms", raw.duration_ms.is_some()),
+        ("n", raw.n.is_some()),
+        ("bytes", raw.bytes.is_some()),
+        ("peers", raw.peers.is_some()),
+        ("offset_ms", raw.offset_ms.is_some()),
+        ("drift_ppm", raw.drift_ppm.is_some()),
+        ("age_ms", raw.age_ms.is_some()),
+        ("bits", raw.bits.is_some()),
+        ("victim", raw.victim.is_some()),
     ];
+    const WINDOW: [&str; 2] = ["until_ms", "duration_ms"];
     let what = format!("kind = \"{}\"", raw.kind);
+    let allow = |extra: &[&str]| -> Check<()> {
+        let allowed: Vec<&str> = WINDOW.iter().chain(extra).copied().collect();
+        only(path, &what, &fields, &allowed)
+    };
+    let p = |default: Option<f64>| -> Check<f64> {
+        let v = match (raw.p, default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => d,
+            (None, None) => return bad(path.key("p"), "is required"),
+        };
+        probability(v, &path.key("p"))
+    };
+    let direction = |default: &str| -> Check<Direction> {
+        match raw.direction.as_deref().unwrap_or(default) {
+            "send" | "outgoing" => Ok(Direction::Send),
+            "receive" | "incoming" => Ok(Direction::Receive),
+            "general" | "both" => Ok(Direction::General),
+            other => bad(path.key("direction"), format!("{other:?} is not send, receive or general")),
+        }
+    };
+    let extra = || -> Check<LatencyDist> {
+        match &raw.extra {
+            Some(extra) => dist(extra, &path.key("extra")),
+            None => bad(path.key("extra"), "is required"),
+        }
+    };
+    let needs_window = |what: &str| -> Check<()> {
+        if end.is_none() {
+            return bad(path.key("duration_ms"), format!("{what} needs duration_ms or until_ms"));
+        }
+        Ok(())
+    };
     let kind = match raw.kind.as_str() {
-        "crash" => {
+        "crash" | "fail-stop" => {
             only(path, &what, &fields, &[])?;
-            FaultKind::Crash
+            if raw.kind == "crash" { FaultKind::Crash } else { FaultKind::FailStop }
+        }
+        "restart" => {
+            allow(&[])?;
+            needs_window("a restart (the node is down over the window, then recovers)")?;
+            FaultKind::Restart
+        }
+        "half-open" => {
+            allow(&[])?;
+            FaultKind::HalfOpen
         }
         "omit" => {
-            only(path, &what, &fields, &["direction", "p", "until_ms", "duration_ms"])?;
-            let direction = match raw.direction.as_deref().unwrap_or("general") {
-                "send" => Direction::Send,
-                "receive" => Direction::Receive,
-                "general" => Direction::General,
-                other => {
-                    return bad(path.key("direction"), format!("{other:?} is not send, receive or general"));
-                }
+            allow(&["direction", "p"])?;
+            FaultKind::Omit { direction: direction("general")?, p: p(None)? }
+        }
+        "omit-send" | "omit-receive" | "omit-general" => {
+            allow(&["p"])?;
+            let direction = match raw.kind.as_str() {
+                "omit-send" => Direction::Send,
+                "omit-receive" => Direction::Receive,
+                _ => Direction::General,
             };
-            FaultKind::Omit { direction, p: probability(required(raw.p, path.key("p"))?, &path.key("p"))? }
+            FaultKind::Omit { direction, p: p(None)? }
+        }
+        "omit-every-nth" => {
+            allow(&["direction", "n"])?;
+            let n = count(required(raw.n, path.key("n"))?, &path.key("n"), 1, i64::MAX)?;
+            FaultKind::OmitEveryNth { direction: direction("general")?, n }
+        }
+        "omit-large" => {
+            allow(&["direction", "bytes"])?;
+            let bytes = count(required(raw.bytes, path.key("bytes"))?, &path.key("bytes"), 0, i64::MAX)? as usize;
+            FaultKind::OmitLarge { direction: direction("general")?, bytes }
+        }
+        "partition" => {
+            allow(&["direction", "peers"])?;
+            let Some(peers) = &raw.peers else { return bad(path.key("peers"), "is required") };
+            if peers.is_empty() {
+                return bad(path.key("peers"), "names no peer");
+            }
+            let peers = peers
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let id = self::node(name, names, &path.key("peers").index(i))?;
+                    if id == node {
+                        return bad(path.key("peers").index(i), "a node cannot be partitioned from itself");
+                    }
+                    Ok(id)
+                })
+                .collect::<Check<Vec<_>>>()?;
+            FaultKind::Partition { peers, direction: direction("general")? }
+        }
+        "duplicate" => {
+            allow(&["p"])?;
+            FaultKind::Duplicate { p: p(None)? }
+        }
+        "reorder" => {
+            allow(&["p", "extra"])?;
+            FaultKind::Reorder { p: p(None)?, extra: extra()? }
         }
         "delay" => {
-            only(path, &what, &fields, &["extra", "until_ms", "duration_ms"])?;
-            let Some(extra) = &raw.extra else { return bad(path.key("extra"), "is required") };
-            FaultKind::Delay { extra: dist(extra, &path.key("extra"))? }
+            allow(&["extra"])?;
+            FaultKind::Delay { extra: extra()? }
         }
         "pause" => {
-            only(path, &what, &fields, &["until_ms", "duration_ms"])?;
-            if end.is_none() {
-                return bad(
-                    path.key("duration_ms"),
-                    "a pause needs duration_ms or until_ms (an endless pause is a crash)",
-                );
-            }
+            allow(&[])?;
+            needs_window("a pause (an endless pause is a crash)")?;
             FaultKind::Pause
         }
+        "skew" => {
+            allow(&["offset_ms", "drift_ppm"])?;
+            let offset_ms = raw.offset_ms.unwrap_or(0.0);
+            if !offset_ms.is_finite() || offset_ms.abs() > 365.0 * 24.0 * 3_600_000.0 {
+                return bad(path.key("offset_ms"), format!("{offset_ms} ms is not a clock offset within a year"));
+            }
+            let drift_ppm = raw.drift_ppm.unwrap_or(0.0);
+            if !drift_ppm.is_finite() || drift_ppm.abs() >= 1e6 {
+                return bad(path.key("drift_ppm"), format!("{drift_ppm} ppm: a clock must run forward (|drift| < 1,000,000 ppm)"));
+            }
+            FaultKind::Skew { offset: (offset_ms * 1e6).round() as i64, drift_ppm }
+        }
+        "slow-disk" => {
+            allow(&["extra"])?;
+            FaultKind::SlowDisk { extra: extra()? }
+        }
         "tamper" => {
-            only(path, &what, &fields, &["p", "until_ms", "duration_ms"])?;
-            FaultKind::Tamper { p: probability(raw.p.unwrap_or(1.0), &path.key("p"))? }
+            allow(&["p"])?;
+            FaultKind::Tamper { p: p(Some(1.0))? }
+        }
+        "equivocate" => {
+            allow(&["p"])?;
+            FaultKind::Equivocate { p: p(Some(1.0))? }
+        }
+        "replay" => {
+            allow(&["p"])?;
+            FaultKind::Replay { p: p(None)? }
+        }
+        "stale" => {
+            allow(&["age_ms"])?;
+            FaultKind::Stale { age: millis(required(raw.age_ms, path.key("age_ms"))?, &path.key("age_ms"), false)? }
+        }
+        "lie" => {
+            allow(&[])?;
+            FaultKind::Lie
+        }
+        "flip" => {
+            allow(&["p", "bits"])?;
+            let bits = count(raw.bits.unwrap_or(1), &path.key("bits"), 1, 64)? as u32;
+            FaultKind::Flip { p: p(None)?, bits }
+        }
+        "forge" => {
+            allow(&["p", "victim"])?;
+            let Some(victim) = &raw.victim else { return bad(path.key("victim"), "is required") };
+            let victim = self::node(victim, names, &path.key("victim"))?;
+            if victim == node {
+                return bad(path.key("victim"), "a node forging itself is just sending");
+            }
+            FaultKind::Forge { victim, p: p(Some(1.0))? }
+        }
+        "gray" => {
+            allow(&["p", "extra"])?;
+            let extra = raw.extra.as_ref().map(|d| dist(d, &path.key("extra"))).transpose()?;
+            FaultKind::Gray { p: p(None)?, extra }
         }
         other => {
             return bad(
                 path.key("kind"),
-                format!("unknown fault kind {other:?} (expected crash, omit, delay, pause or tamper)"),
+                format!("unknown fault kind {other:?} (`faultline faults` lists them)"),
             );
         }
     };

@@ -18,8 +18,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::fault::{Causes, Fault, FaultId, FaultKind, Injector, Verdict};
-use crate::protocol::{Context, NodeId, Protocol, Runtime, TimerId};
+use crate::fault::{Causes, Extra, Fault, FaultId, FaultKind, Injector, Verdict};
+use crate::protocol::{Context, Message, NodeId, Plane, Protocol, Runtime, TimerId};
 use crate::sim::disk::Disk;
 use crate::sim::network::{LatencyDist, Network};
 use crate::sim::rng::{SimRng, Stream, stream};
@@ -67,6 +67,10 @@ pub struct Stats {
     pub overflows: u64,
     /// Events held while their node was paused.
     pub deferrals: u64,
+    /// Messages that arrived corrupted beyond decoding (bit flips) and were dropped.
+    pub garbled: u64,
+    /// Extra messages faults made nodes send: duplicates, replays, forgeries.
+    pub injected: u64,
 }
 
 impl Stats {
@@ -100,6 +104,8 @@ enum Event<P: Protocol> {
         timer: P::Timer,
         causes: Causes,
     },
+    /// A message corrupted beyond decoding, arriving as garbage.
+    Garbled { from: NodeId, to: NodeId, by: FaultId },
     FaultStart(FaultId),
     FaultEnd(FaultId),
 }
@@ -231,11 +237,61 @@ struct Node {
     next_timer: u64,
     /// Timers set and neither fired nor cancelled, in increasing id order.
     pending_timers: Vec<TimerId>,
-    /// The crash fault that stopped the node, if any.
+    /// The crash fault that stopped the node, if any (cleared by a restart).
     crashed_by: Option<FaultId>,
     /// While `now < paused_until` the node handles nothing; `paused_by` says which fault.
     paused_until: Time,
     paused_by: Option<FaultId>,
+    /// A stalled fsync keeps the node busy: what it sends leaves no earlier than this.
+    busy_until: Time,
+    half_open_by: Option<FaultId>,
+    /// Node-state faults in force, with their parameters.
+    stale: Option<(FaultId, Span)>,
+    lie_by: Option<FaultId>,
+    slow_disk_by: Option<FaultId>,
+    skew: Option<(FaultId, i64, f64)>,
+}
+
+impl Node {
+    fn new(rng: SimRng) -> Self {
+        Node {
+            rng,
+            disk: Disk::default(),
+            next_timer: 0,
+            pending_timers: Vec::new(),
+            crashed_by: None,
+            paused_until: Time::ZERO,
+            paused_by: None,
+            busy_until: Time::ZERO,
+            half_open_by: None,
+            stale: None,
+            lie_by: None,
+            slow_disk_by: None,
+            skew: None,
+        }
+    }
+
+    /// The node's own clock: virtual time, offset and drifting under a `skew` fault.
+    #[inline]
+    fn local(&self, now: Time) -> Time {
+        match self.skew {
+            None => now,
+            Some((_, offset, drift_ppm)) => {
+                let t = now.as_nanos() as f64;
+                let local = t + offset as f64 + t * drift_ppm / 1e6;
+                Time::from_nanos(local.max(0.0) as u64)
+            }
+        }
+    }
+
+    /// Virtual time for a span of the node's own time (a fast clock's timers fire early).
+    #[inline]
+    fn virtual_span(&self, local: Span) -> Span {
+        match self.skew {
+            None => local,
+            Some((_, _, drift_ppm)) => Span::from_nanos((local.as_nanos() as f64 / (1.0 + drift_ppm / 1e6)) as u64),
+        }
+    }
 }
 
 /// Configuration of a run other than its protocol instances and faults.
@@ -253,6 +309,8 @@ pub struct SimConfig {
 /// its context applies effects to everything else.
 pub struct Sim<P: Protocol> {
     protocols: Vec<P>,
+    /// Each node as it was built: what a restart rebuilds it from.
+    initial: Vec<P>,
     world: World<P>,
 }
 
@@ -265,7 +323,9 @@ pub struct World<P: Protocol> {
     names: Vec<String>,
     fault_labels: Vec<String>,
     network: Network,
-    injector: Injector,
+    injector: Injector<P::Msg>,
+    /// Extra messages faults emit while one send is judged; reused to avoid allocating.
+    extras: Vec<Extra<P::Msg>>,
     limits: Limits,
     stats: Stats,
     observations: Vec<Observed<P::Obs>>,
@@ -290,17 +350,7 @@ impl<P: Protocol> Sim<P> {
             .enumerate()
             .map(|(i, f)| format!("#{i} {} @{}", f.kind.name(), config.names[f.node.index()]))
             .collect();
-        let nodes = (0..n)
-            .map(|i| Node {
-                rng: stream(seed, Stream::Node(i as u32)),
-                disk: Disk::default(),
-                next_timer: 0,
-                pending_timers: Vec::new(),
-                crashed_by: None,
-                paused_until: Time::ZERO,
-                paused_by: None,
-            })
-            .collect();
+        let nodes = (0..n).map(|i| Node::new(stream(seed, Stream::Node(i as u32)))).collect();
         let mut world = World {
             now: Time::ZERO,
             queue: Queue::new(),
@@ -309,6 +359,7 @@ impl<P: Protocol> Sim<P> {
             fault_labels,
             network,
             injector: Injector::new(seed, n, faults.clone()),
+            extras: Vec::new(),
             limits: config.limits,
             stats: Stats::default(),
             observations: Vec::new(),
@@ -327,7 +378,7 @@ impl<P: Protocol> Sim<P> {
         for i in 0..n {
             world.queue.push(Time::ZERO, Event::Start(NodeId(i as u32)));
         }
-        Sim { protocols, world }
+        Sim { initial: protocols.clone(), protocols, world }
     }
 
     /// Installs a tracer. Install it before the first step to see the whole run.
@@ -355,7 +406,7 @@ impl<P: Protocol> Sim<P> {
         &self.world.nodes[id.index()].disk
     }
 
-    pub fn injector(&self) -> &Injector {
+    pub fn injector(&self) -> &Injector<P::Msg> {
         &self.world.injector
     }
 
@@ -409,8 +460,9 @@ impl<P: Protocol> Sim<P> {
             Event::Deliver { from, to, msg, causes, held } => self.deliver(from, to, msg, causes, held),
             Event::Timer { node, id, timer, causes } => self.fire(node, id, timer, causes),
             Event::Start(node) => self.start(node),
-            Event::FaultStart(id) => self.world.fault_start(id),
-            Event::FaultEnd(id) => self.world.fault_end(id),
+            Event::FaultStart(id) => self.fault_start(id),
+            Event::FaultEnd(id) => self.fault_end(id),
+            Event::Garbled { from, to, by } => self.world.garbled(from, to, by),
         }
         None
     }
@@ -449,6 +501,17 @@ impl<P: Protocol> Sim<P> {
             w.hold(to, Event::Deliver { from, to, msg, causes, held });
             return;
         }
+        if let Some(by) = node.half_open_by
+            && msg.plane() == Plane::Data
+        {
+            // The transport accepted it; the dead application never reads it.
+            w.stats.drops += 1;
+            w.injector.note_fired(by);
+            let mut causes = causes;
+            causes.add(by);
+            w.trace_with(to, Kind::Drop, Some(from), None, || format!("{msg:?}"), causes);
+            return;
+        }
         w.stats.deliveries += 1;
         w.trace_with(to, Kind::Deliver, Some(from), None, || format!("{msg:?}"), causes);
         self.dispatch(to, |p, ctx| p.on_message(ctx, from, msg));
@@ -462,6 +525,11 @@ impl<P: Protocol> Sim<P> {
             w.hold(node, Event::Timer { node, id, timer, causes });
             return;
         }
+        if let Some(by) = n.half_open_by {
+            // A hung application's timers wait for it to come back.
+            w.hold_for(node, Event::Timer { node, id, timer, causes }, by);
+            return;
+        }
         // Pending timers are few and in increasing id order; the one firing is usually
         // first. `step` has checked that it is pending.
         if let Some(pos) = n.pending_timers.iter().position(|&t| t == id) {
@@ -472,10 +540,81 @@ impl<P: Protocol> Sim<P> {
         self.dispatch(node, |p, ctx| p.on_timer(ctx, id, timer));
     }
 
+    fn fault_start(&mut self, id: FaultId) {
+        let fault = self.world.injector.fault(id).clone();
+        let node = fault.node;
+        self.world.injector.set_active(id, true);
+        self.world.trace(node, Kind::FaultStart, None, None, Causes::one(id));
+        let n = &mut self.world.nodes[node.index()];
+        match fault.kind {
+            FaultKind::Crash | FaultKind::FailStop | FaultKind::Restart => {
+                if n.crashed_by.is_some() {
+                    return;
+                }
+                n.crashed_by = Some(id);
+                n.pending_timers.clear();
+                n.disk.crash();
+                self.world.injector.note_fired(id);
+                if matches!(fault.kind, FaultKind::FailStop) {
+                    // The idealisation: every live peer learns of the failure at once.
+                    for peer in 0..self.protocols.len() {
+                        let peer = NodeId(peer as u32);
+                        if peer != node && self.world.nodes[peer.index()].crashed_by.is_none() {
+                            self.dispatch(peer, |p, ctx| p.on_peer_down(ctx, node));
+                        }
+                    }
+                }
+            }
+            FaultKind::Pause => {
+                let until = fault.end.unwrap_or(Time::MAX);
+                if until > n.paused_until {
+                    n.paused_until = until;
+                    n.paused_by = Some(id);
+                }
+            }
+            FaultKind::HalfOpen => n.half_open_by = Some(id),
+            FaultKind::Stale { age } => n.stale = Some((id, age)),
+            FaultKind::Lie => n.lie_by = Some(id),
+            FaultKind::SlowDisk { .. } => n.slow_disk_by = Some(id),
+            FaultKind::Skew { offset, drift_ppm } => {
+                n.skew = Some((id, offset, drift_ppm));
+                self.world.injector.note_fired(id);
+            }
+            // The rest are judged message by message by the injector while active.
+            _ => {}
+        }
+    }
+
+    fn fault_end(&mut self, id: FaultId) {
+        let fault = self.world.injector.fault(id).clone();
+        let node = fault.node;
+        self.world.injector.set_active(id, false);
+        self.world.trace(node, Kind::FaultEnd, None, None, Causes::one(id));
+        let n = &mut self.world.nodes[node.index()];
+        match fault.kind {
+            FaultKind::Restart if n.crashed_by == Some(id) => {
+                // Crash-recovery: the process comes back as it was built, with only what
+                // it had synced, and starts again.
+                n.crashed_by = None;
+                n.pending_timers.clear();
+                n.busy_until = Time::ZERO;
+                self.protocols[node.index()] = self.initial[node.index()].clone();
+                self.world.trace(node, Kind::Start, None, None, Causes::one(id));
+                self.dispatch(node, |p, ctx| p.on_start(ctx));
+            }
+            FaultKind::HalfOpen if n.half_open_by == Some(id) => n.half_open_by = None,
+            FaultKind::Stale { .. } if n.stale.is_some_and(|(f, _)| f == id) => n.stale = None,
+            FaultKind::Lie if n.lie_by == Some(id) => n.lie_by = None,
+            FaultKind::SlowDisk { .. } if n.slow_disk_by == Some(id) => n.slow_disk_by = None,
+            FaultKind::Skew { .. } if n.skew.is_some_and(|(f, _, _)| f == id) => n.skew = None,
+            _ => {}
+        }
+    }
+
     /// Runs one handler of `node` with a context whose effects apply to the world at once.
     #[inline]
     fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut P, &mut Context<'_, P>)) {
-        let now = self.world.now;
+        let now = self.world.nodes[node.index()].local(self.world.now);
         let mut ctx = Context::new(node, now, &mut self.world);
         handler(&mut self.protocols[node.index()], &mut ctx);
     }
@@ -513,34 +652,75 @@ impl<P: Protocol> World<P> {
         self.queue.push(until, event);
     }
 
-    fn fault_start(&mut self, id: FaultId) {
-        let fault = self.injector.fault(id).clone();
-        let node = &mut self.nodes[fault.node.index()];
-        match fault.kind {
-            FaultKind::Crash => {
-                if node.crashed_by.is_none() {
-                    node.crashed_by = Some(id);
-                    node.pending_timers.clear();
-                    self.injector.note_fired(id);
-                }
-            }
-            FaultKind::Pause => {
-                let until = fault.end.unwrap_or(Time::MAX);
-                if until > node.paused_until {
-                    node.paused_until = until;
-                    node.paused_by = Some(id);
-                }
-            }
-            FaultKind::Omit { .. } | FaultKind::Delay { .. } | FaultKind::Tamper { .. } => {}
-        }
-        self.injector.set_active(id, true);
-        self.trace(fault.node, Kind::FaultStart, None, None, Causes::one(id));
+    /// A garbled message arrives: the receiver cannot decode it and drops it.
+    fn garbled(&mut self, from: NodeId, to: NodeId, by: FaultId) {
+        self.network.release(from.index(), to.index());
+        self.stats.garbled += 1;
+        self.stats.drops += 1;
+        self.trace_with(to, Kind::Drop, Some(from), None, || "garbled: does not decode".to_owned(), Causes::one(by));
     }
 
-    fn fault_end(&mut self, id: FaultId) {
-        self.injector.set_active(id, false);
-        let node = self.injector.fault(id).node;
-        self.trace(node, Kind::FaultEnd, None, None, Causes::one(id));
+    /// Holds `event` of a half-open node until the fault's window ends (for ever if it has
+    /// no end: the event is then never handled).
+    #[cold]
+    fn hold_for(&mut self, node: NodeId, event: Event<P>, by: FaultId) {
+        self.injector.note_fired(by);
+        self.stats.deferrals += 1;
+        self.trace(node, Kind::Defer, None, None, Causes::one(by));
+        if let Some(end) = self.injector.fault(by).end {
+            self.queue.push(end, event);
+        }
+    }
+
+    /// Sends one message through the injector (when `judge`) and the network, leaving at
+    /// `depart`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn transmit(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        mut msg: P::Msg,
+        depart: Time,
+        judge: bool,
+        mut causes: Causes,
+        mut extra_ns: u64,
+    ) {
+        if judge {
+            match self.injector.on_send(from, to, &mut msg, &mut self.extras) {
+                Verdict::Drop(by) => {
+                    self.stats.drops += 1;
+                    self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), Causes::one(by));
+                    return;
+                }
+                Verdict::Garble(by) => {
+                    match self.network.admit(from.index(), to.index()) {
+                        Some(latency_ns) => {
+                            let at = depart + Span::from_nanos(latency_ns);
+                            self.trace_with(from, Kind::Send, Some(to), Some(at), || format!("{msg:?} (garbled)"), Causes::one(by));
+                            self.queue.push(at, Event::Garbled { from, to, by });
+                        }
+                        None => self.stats.overflows += 1,
+                    }
+                    return;
+                }
+                Verdict::Pass { extra_ns: e, causes: c } => {
+                    extra_ns = e;
+                    causes = c;
+                }
+            }
+        }
+        match self.network.admit(from.index(), to.index()) {
+            None => {
+                self.stats.overflows += 1;
+                self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), causes);
+            }
+            Some(latency_ns) => {
+                let at = depart + Span::from_nanos(latency_ns.saturating_add(extra_ns));
+                self.trace_with(from, Kind::Send, Some(to), Some(at), || format!("{msg:?}"), causes);
+                self.queue.push(at, Event::Deliver { from, to, msg, causes, held: false });
+            }
+        }
     }
 
     #[inline]
@@ -599,36 +779,20 @@ impl<P: Protocol> Runtime<P> for World<P> {
         &mut self.nodes[me.index()].rng
     }
 
-    fn disk(&mut self, me: NodeId) -> &mut Disk {
-        &mut self.nodes[me.index()].disk
-    }
-
     #[inline]
-    fn send(&mut self, from: NodeId, to: NodeId, mut msg: P::Msg) {
-        assert!(
-            to.index() < self.nodes.len(),
-            "{} sent to node {} of {}",
-            self.names[from.index()],
-            to.0,
-            self.nodes.len()
-        );
+    fn send(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
+        assert!(to.index() < self.nodes.len(), "{} sent to node {} of {}", self.names[from.index()], to.0, self.nodes.len());
         self.stats.sends += 1;
-        match self.injector.on_send(from, to, &mut msg) {
-            Verdict::Drop(by) => {
-                self.stats.drops += 1;
-                self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), Causes::one(by));
+        let depart = self.now.max(self.nodes[from.index()].busy_until);
+        self.transmit(from, to, msg, depart, true, Causes::default(), 0);
+        if !self.extras.is_empty() {
+            // Duplicates, replays and forgeries: sent after the original, not judged again.
+            let mut extras = std::mem::take(&mut self.extras);
+            for e in extras.drain(..) {
+                self.stats.injected += 1;
+                self.transmit(from, e.to, e.msg, depart, false, e.causes, e.extra_ns);
             }
-            Verdict::Pass { extra_ns, causes } => match self.network.admit(from.index(), to.index()) {
-                None => {
-                    self.stats.overflows += 1;
-                    self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), causes);
-                }
-                Some(latency_ns) => {
-                    let at = self.now + Span::from_nanos(latency_ns.saturating_add(extra_ns));
-                    self.trace_with(from, Kind::Send, Some(to), Some(at), || format!("{msg:?}"), causes);
-                    self.queue.push(at, Event::Deliver { from, to, msg, causes, held: false });
-                }
-            },
+            self.extras = extras;
         }
     }
 
@@ -637,7 +801,8 @@ impl<P: Protocol> Runtime<P> for World<P> {
         let id = TimerId(node.next_timer);
         node.next_timer += 1;
         node.pending_timers.push(id);
-        self.queue.push(self.now + after, Event::Timer { node: me, id, timer, causes: Causes::default() });
+        let at = self.now.max(node.busy_until) + node.virtual_span(after);
+        self.queue.push(at, Event::Timer { node: me, id, timer, causes: Causes::default() });
         id
     }
 
@@ -651,6 +816,43 @@ impl<P: Protocol> Runtime<P> for World<P> {
     fn observe(&mut self, me: NodeId, obs: P::Obs) {
         self.trace_with(me, Kind::Observe, None, None, || format!("{obs:?}"), Causes::default());
         self.observations.push(Observed { time: self.now, node: me, obs });
+    }
+
+    fn write(&mut self, me: NodeId, key: &str, value: Vec<u8>) {
+        self.nodes[me.index()].disk.write(key, value);
+    }
+
+    fn fsync(&mut self, me: NodeId) {
+        let n = &mut self.nodes[me.index()];
+        if let Some(by) = n.lie_by {
+            if n.disk.drop_buffered() > 0 {
+                self.injector.note_fired(by);
+            }
+        } else {
+            n.disk.sync();
+        }
+        if let Some(by) = self.nodes[me.index()].slow_disk_by {
+            // The fsync blocks: the node is busy until the disk answers and handles
+            // nothing else meanwhile; what it sends after the fsync leaves then.
+            let stall = Span::from_nanos(self.injector.sample(by));
+            self.injector.note_fired(by);
+            let n = &mut self.nodes[me.index()];
+            n.busy_until = self.now.max(n.busy_until) + stall;
+            if n.busy_until > n.paused_until {
+                n.paused_until = n.busy_until;
+                n.paused_by = Some(by);
+            }
+        }
+    }
+
+    fn read(&mut self, me: NodeId, key: &str) -> Option<Vec<u8>> {
+        self.nodes[me.index()].disk.read(key).map(<[u8]>::to_vec)
+    }
+
+    fn stale(&mut self, me: NodeId) -> Option<Span> {
+        let (by, age) = self.nodes[me.index()].stale?;
+        self.injector.note_fired(by);
+        Some(age)
     }
 }
 
