@@ -73,6 +73,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// List the fault catalogue: every fault kind a scenario can inject.
+    Faults {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Time a scenario with tracing off: rounds, events, and their rates.
     Bench {
         scenario: PathBuf,
@@ -115,9 +120,33 @@ enum Outcome {
     Violated,
 }
 
+/// Output goes to a buffer written once at the end, so that a closed pipe (`| head`) ends
+/// the program quietly instead of panicking in `println!`.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+macro_rules! outp {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = write!($out, $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match execute(cli.command) {
+    let mut out = String::new();
+    let result = execute(cli.command, &mut out);
+    if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: writing the output: {e}");
+        return ExitCode::from(2);
+    }
+    match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Violated) => ExitCode::from(1),
         Err(e) => {
@@ -131,11 +160,11 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn execute(command: Command) -> Result<Outcome> {
+fn execute(command: Command, out: &mut String) -> Result<Outcome> {
     match command {
         Command::Demo { seed, format } => {
             let rows = report::run_all(&Scenario::chapter(), seed);
-            print_rows(seed, &rows, format)?;
+            print_rows(out, seed, &rows, format)?;
             Ok(verdict(&rows, &format!("faultline demo --seed {seed}")))
         }
         Command::Run { scenario, seed, overrides, case, format, trace } => {
@@ -177,7 +206,7 @@ fn execute(command: Command) -> Result<Outcome> {
                     Ok(rows)
                 })?,
             };
-            print_rows(seed, &rows, format)?;
+            print_rows(out, seed, &rows, format)?;
             let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
             for o in &overrides {
                 repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
@@ -198,10 +227,11 @@ fn execute(command: Command) -> Result<Outcome> {
             bar.finish_and_clear();
             match format {
                 Format::Table => {
-                    println!("seeds: {}..{}", seeds.0.start, seeds.0.end);
-                    print!("{}", report::sweep_table(&rows));
+                    outln!(out, "seeds: {}..{}", seeds.0.start, seeds.0.end);
+                    outp!(out, "{}", report::sweep_table(&rows));
                 }
-                Format::Json => println!(
+                Format::Json => outln!(
+                    out,
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({ "seeds": [seeds.0.start, seeds.0.end], "rows": rows })
@@ -229,6 +259,22 @@ fn execute(command: Command) -> Result<Outcome> {
             }
             Ok(outcome)
         }
+        Command::Faults { format } => {
+            let catalogue = faultline::fault::catalogue();
+            match format {
+                Format::Table => {
+                    for e in &catalogue {
+                        let model = serde_json::to_value(e.model)?;
+                        outln!(out, "{:<15} {:<10} {}", e.name, model.as_str().unwrap_or_default(), e.summary);
+                        if !e.params.is_empty() {
+                            outln!(out, "{:<26} params: {}", "", e.params.join(", "));
+                        }
+                    }
+                }
+                Format::Json => outln!(out, "{}", serde_json::to_string_pretty(&catalogue)?),
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {
             if let Some(r) = rounds {
                 overrides.push(Override { key: "quorum.rounds".into(), value: r.to_string() });
@@ -250,8 +296,9 @@ fn execute(command: Command) -> Result<Outcome> {
             let b = BenchResult { rounds_per_s: b.rounds as f64 / wall_s, events_per_s: b.events as f64 / wall_s, ..b };
             match format {
                 Format::Table => {
-                    println!("seed: {seed}");
-                    println!(
+                    outln!(out, "seed: {seed}");
+                    outln!(
+                        out,
                         "rounds={} events={} agreed={} ({:.4}) wall_s={:.3} rounds_per_s={:.0} events_per_s={:.0}",
                         b.rounds,
                         b.events,
@@ -262,7 +309,7 @@ fn execute(command: Command) -> Result<Outcome> {
                         b.events_per_s
                     );
                 }
-                Format::Json => println!("{}", serde_json::to_string_pretty(&b)?),
+                Format::Json => outln!(out, "{}", serde_json::to_string_pretty(&b)?),
             }
             Ok(Outcome::Ok)
         }
@@ -291,14 +338,14 @@ fn pick_seed(flag: Option<u64>, scenario: &Scenario) -> u64 {
     })
 }
 
-fn print_rows(seed: u64, rows: &[Row], format: Format) -> Result<()> {
+fn print_rows(out: &mut String, seed: u64, rows: &[Row], format: Format) -> Result<()> {
     match format {
         Format::Table => {
-            println!("seed: {seed}");
-            print!("{}", report::table(rows));
+            outln!(out, "seed: {seed}");
+            outp!(out, "{}", report::table(rows));
         }
         Format::Json => {
-            println!("{}", serde_json::to_string_pretty(&RunOutput { seed, rows })?);
+            outln!(out, "{}", serde_json::to_string_pretty(&RunOutput { seed, rows })?);
         }
     }
     Ok(())

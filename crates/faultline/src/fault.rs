@@ -127,9 +127,12 @@ impl FaultKind {
         use FaultKind::*;
         match self {
             Crash | FailStop | Restart | HalfOpen => Model::Crash,
-            Omit { .. } | OmitEveryNth { .. } | OmitLarge { .. } | Partition { .. } | Duplicate { .. } | Reorder { .. } => {
-                Model::Omission
-            }
+            Omit { .. }
+            | OmitEveryNth { .. }
+            | OmitLarge { .. }
+            | Partition { .. }
+            | Duplicate { .. }
+            | Reorder { .. } => Model::Omission,
             Delay { .. } | Pause | Skew { .. } | SlowDisk { .. } => Model::Timing,
             Tamper { .. } | Equivocate { .. } | Replay { .. } | Stale { .. } | Lie | Flip { .. } | Forge { .. } => {
                 Model::Byzantine
@@ -502,7 +505,10 @@ impl<M: Message> Injector<M> {
             if fired {
                 f.fired += 1;
                 // A duplicate, replay or forgery is its own message: the original is not caused by it.
-                if !matches!(f.fault.kind, FaultKind::Duplicate { .. } | FaultKind::Replay { .. } | FaultKind::Forge { .. }) {
+                if !matches!(
+                    f.fault.kind,
+                    FaultKind::Duplicate { .. } | FaultKind::Replay { .. } | FaultKind::Forge { .. }
+                ) {
                     causes.add(id);
                 }
             }
@@ -558,5 +564,175 @@ fn chance(rng: &mut SimRng, p: f64) -> bool {
     } else {
         // 53 random bits as a float in [0, 1).
         ((rng.next_u64() >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// One entry of the fault catalogue, as `faultline faults` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CatalogueEntry {
+    pub name: &'static str,
+    pub model: Model,
+    /// Parameter names with units, as written in a scenario's fault entry (besides `node`,
+    /// `kind`, `at_ms`, and the window `until_ms` / `duration_ms`).
+    pub params: Vec<&'static str>,
+    pub summary: &'static str,
+}
+
+/// Every fault kind a scenario can name. docs/failure-models.md documents each in full.
+pub fn catalogue() -> Vec<CatalogueEntry> {
+    use Model::*;
+    let e = |name, model, params: &[&'static str], summary| CatalogueEntry {
+        name,
+        model,
+        params: params.to_vec(),
+        summary,
+    };
+    vec![
+        e("crash", Crash, &[], "crash-stop at at_ms: never handles or sends again; in-flight messages still arrive"),
+        e(
+            "fail-stop",
+            Crash,
+            &[],
+            "crash-stop that every other node is told of at once (on_peer_down): the idealisation",
+        ),
+        e(
+            "restart",
+            Crash,
+            &["duration_ms | until_ms (down time)"],
+            "crash-recovery: down over the window, then rebuilt with only what it had fsynced",
+        ),
+        e(
+            "half-open",
+            Crash,
+            &[],
+            "transport alive, application dead: probes are answered, data messages swallowed, timers stop",
+        ),
+        e("omit-send", Omission, &["p (per message)"], "loses each message the node sends with probability p"),
+        e("omit-receive", Omission, &["p (per message)"], "loses each message sent to the node with probability p"),
+        e(
+            "omit-general",
+            Omission,
+            &["p (per message)"],
+            "loses the node's outgoing and incoming messages with probability p",
+        ),
+        e(
+            "omit-every-nth",
+            Omission,
+            &["n (messages)", "direction (send|receive|general)"],
+            "loses exactly every n-th message: the NIC firmware bug",
+        ),
+        e(
+            "omit-large",
+            Omission,
+            &["bytes", "direction (send|receive|general)"],
+            "loses messages larger than bytes on the wire while small ones (heartbeats) pass",
+        ),
+        e(
+            "partition",
+            Omission,
+            &["peers (node names)", "direction (send|receive|general)"],
+            "cuts the links between the node and peers, one way or both",
+        ),
+        e("duplicate", Omission, &["p (per message)"], "delivers a second copy of a sent message with probability p"),
+        e(
+            "reorder",
+            Omission,
+            &["p (per message)", "extra (latency distribution)"],
+            "holds a message back by an extra delay with probability p, so later ones overtake it",
+        ),
+        e(
+            "delay",
+            Timing,
+            &["extra (latency distribution)"],
+            "adds a delay drawn from extra to every message the node sends",
+        ),
+        e(
+            "pause",
+            Timing,
+            &["duration_ms | until_ms"],
+            "stop-the-world: the node handles nothing, its timers wait, then it resumes with a stale view",
+        ),
+        e(
+            "skew",
+            Timing,
+            &["offset_ms", "drift_ppm"],
+            "the node's clock is offset and drifts: its timers fire early or late",
+        ),
+        e(
+            "slow-disk",
+            Timing,
+            &["extra (latency distribution)"],
+            "every fsync takes a delay from extra and stalls the node meanwhile",
+        ),
+        e(
+            "tamper",
+            Byzantine,
+            &["p (per message, default 1)"],
+            "rewrites the content of the node's messages as the protocol allows",
+        ),
+        e("equivocate", Byzantine, &["p (per message, default 1)"], "sends different content to different peers"),
+        e("replay", Byzantine, &["p (per message)"], "re-sends one of its earlier messages alongside a new one"),
+        e("stale", Byzantine, &["age_ms"], "answers reads from state as it was age_ms ago while reporting success"),
+        e("lie", Byzantine, &[], "acks writes whose fsync silently did nothing: acked but not durable"),
+        e(
+            "flip",
+            Byzantine,
+            &["p (per message)", "bits (default 1)"],
+            "flips bits of the encoded message: undecodable ones are dropped as garbled, the rest are silently wrong",
+        ),
+        e(
+            "forge",
+            Byzantine,
+            &["victim (node name)", "p (per message, default 1)"],
+            "also sends copies of its messages claiming victim sent them",
+        ),
+        e(
+            "gray",
+            Gray,
+            &["p (per data message)", "extra (latency distribution, optional)"],
+            "data-plane messages lost or slow while health probes pass: observers disagree",
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod catalogue_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_in_the_catalogue_under_its_own_name() {
+        let names: Vec<&str> = catalogue().iter().map(|e| e.name).collect();
+        let d = LatencyDist::Constant(Span::ZERO);
+        let kinds = [
+            FaultKind::Crash,
+            FaultKind::FailStop,
+            FaultKind::Restart,
+            FaultKind::HalfOpen,
+            FaultKind::Omit { direction: Direction::Send, p: 0.0 },
+            FaultKind::Omit { direction: Direction::Receive, p: 0.0 },
+            FaultKind::Omit { direction: Direction::General, p: 0.0 },
+            FaultKind::OmitEveryNth { direction: Direction::Send, n: 1 },
+            FaultKind::OmitLarge { direction: Direction::Send, bytes: 1 },
+            FaultKind::Partition { peers: vec![], direction: Direction::General },
+            FaultKind::Duplicate { p: 0.0 },
+            FaultKind::Reorder { p: 0.0, extra: d.clone() },
+            FaultKind::Delay { extra: d.clone() },
+            FaultKind::Pause,
+            FaultKind::Skew { offset: 0, drift_ppm: 0.0 },
+            FaultKind::SlowDisk { extra: d },
+            FaultKind::Tamper { p: 0.0 },
+            FaultKind::Equivocate { p: 0.0 },
+            FaultKind::Replay { p: 0.0 },
+            FaultKind::Stale { age: Span::ZERO },
+            FaultKind::Lie,
+            FaultKind::Flip { p: 0.0, bits: 1 },
+            FaultKind::Forge { victim: NodeId(0), p: 0.0 },
+            FaultKind::Gray { p: 0.0, extra: None },
+        ];
+        assert_eq!(kinds.len(), names.len());
+        for k in &kinds {
+            let entry = catalogue().into_iter().find(|e| e.name == k.name()).expect("listed");
+            assert_eq!(entry.model, k.model(), "{}", k.name());
+        }
     }
 }

@@ -350,7 +350,10 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
             }
             let drift_ppm = raw.drift_ppm.unwrap_or(0.0);
             if !drift_ppm.is_finite() || drift_ppm.abs() >= 1e6 {
-                return bad(path.key("drift_ppm"), format!("{drift_ppm} ppm: a clock must run forward (|drift| < 1,000,000 ppm)"));
+                return bad(
+                    path.key("drift_ppm"),
+                    format!("{drift_ppm} ppm: a clock must run forward (|drift| < 1,000,000 ppm)"),
+                );
             }
             FaultKind::Skew { offset: (offset_ms * 1e6).round() as i64, drift_ppm }
         }
@@ -398,10 +401,7 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
             FaultKind::Gray { p: p(None)?, extra }
         }
         other => {
-            return bad(
-                path.key("kind"),
-                format!("unknown fault kind {other:?} (`faultline faults` lists them)"),
-            );
+            return bad(path.key("kind"), format!("unknown fault kind {other:?} (`faultline faults` lists them)"));
         }
     };
     Ok(Fault { node, kind, start, end })

@@ -105,7 +105,11 @@ enum Event<P: Protocol> {
         causes: Causes,
     },
     /// A message corrupted beyond decoding, arriving as garbage.
-    Garbled { from: NodeId, to: NodeId, by: FaultId },
+    Garbled {
+        from: NodeId,
+        to: NodeId,
+        by: FaultId,
+    },
     FaultStart(FaultId),
     FaultEnd(FaultId),
 }
@@ -697,7 +701,14 @@ impl<P: Protocol> World<P> {
                     match self.network.admit(from.index(), to.index()) {
                         Some(latency_ns) => {
                             let at = depart + Span::from_nanos(latency_ns);
-                            self.trace_with(from, Kind::Send, Some(to), Some(at), || format!("{msg:?} (garbled)"), Causes::one(by));
+                            self.trace_with(
+                                from,
+                                Kind::Send,
+                                Some(to),
+                                Some(at),
+                                || format!("{msg:?} (garbled)"),
+                                Causes::one(by),
+                            );
                             self.queue.push(at, Event::Garbled { from, to, by });
                         }
                         None => self.stats.overflows += 1,
@@ -781,7 +792,13 @@ impl<P: Protocol> Runtime<P> for World<P> {
 
     #[inline]
     fn send(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
-        assert!(to.index() < self.nodes.len(), "{} sent to node {} of {}", self.names[from.index()], to.0, self.nodes.len());
+        assert!(
+            to.index() < self.nodes.len(),
+            "{} sent to node {} of {}",
+            self.names[from.index()],
+            to.0,
+            self.nodes.len()
+        );
         self.stats.sends += 1;
         let depart = self.now.max(self.nodes[from.index()].busy_until);
         self.transmit(from, to, msg, depart, true, Causes::default(), 0);
