@@ -164,7 +164,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
     match command {
         Command::Demo { seed, format } => {
             let rows = report::run_all(&Scenario::chapter(), seed);
-            print_rows(out, seed, &rows, format)?;
+            print_rows(out, seed, &rows, &[], format)?;
             Ok(verdict(&rows, &format!("faultline demo --seed {seed}")))
         }
         Command::Run { scenario, seed, overrides, case, format, trace } => {
@@ -186,14 +186,11 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 Some(path) => write_atomically(path, |file| {
                     let mut rows = Vec::new();
                     for &c in &cases {
-                        let names = s.node_names();
                         let header = serde_json::json!({
                             "kind": "case",
                             "case": s.cases[c].name,
                             "seed": seed,
-                            "faults": s.cases[c].faults.iter().enumerate()
-                                .map(|(i, f)| format!("#{i} {} @{}", f.kind.name(), names[f.node.index()]))
-                                .collect::<Vec<_>>(),
+                            "faults": s.describe_faults(c, seed),
                         });
                         writeln!(file, "{header}")?;
                         // The tracer writes through its own handle on the same file; the
@@ -206,7 +203,12 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                     Ok(rows)
                 })?,
             };
-            print_rows(out, seed, &rows, format)?;
+            let drawn: Vec<Drawn> = cases
+                .iter()
+                .filter(|&&c| s.cases[c].swarm.is_some())
+                .map(|&c| Drawn { case: s.cases[c].name.clone(), faults: s.describe_faults(c, seed) })
+                .collect();
+            print_rows(out, seed, &rows, &drawn, format)?;
             let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
             for o in &overrides {
                 repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
@@ -338,22 +340,38 @@ fn pick_seed(flag: Option<u64>, scenario: &Scenario) -> u64 {
     })
 }
 
-fn print_rows(out: &mut String, seed: u64, rows: &[Row], format: Format) -> Result<()> {
+/// Prints a run's rows. `drawn` lists, per swarm case, the faults its seed drew: logged
+/// before the rows, so that a mix is known even when the run is interrupted.
+fn print_rows(out: &mut String, seed: u64, rows: &[Row], drawn: &[Drawn], format: Format) -> Result<()> {
     match format {
         Format::Table => {
             outln!(out, "seed: {seed}");
+            for d in drawn {
+                for f in &d.faults {
+                    outln!(out, "drawn: {} {f}", d.case);
+                }
+            }
             outp!(out, "{}", report::table(rows));
         }
         Format::Json => {
-            outln!(out, "{}", serde_json::to_string_pretty(&RunOutput { seed, rows })?);
+            outln!(out, "{}", serde_json::to_string_pretty(&RunOutput { seed, drawn, rows })?);
         }
     }
     Ok(())
 }
 
+/// The faults a swarm case drew for a seed, each with every parameter.
+#[derive(Serialize)]
+struct Drawn {
+    case: String,
+    faults: Vec<String>,
+}
+
 #[derive(Serialize)]
 struct RunOutput<'a> {
     seed: u64,
+    /// Faults drawn by swarm cases (empty when there are none).
+    drawn: &'a [Drawn],
     /// The chapter's columns first (name, acks, followers, quorum, agreed, tampered_seen,
     /// winning_data), then the run's totals and violations.
     rows: &'a [Row],

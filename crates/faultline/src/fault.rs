@@ -695,6 +695,54 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
     ]
 }
 
+/// A fault as one line with every parameter: `#2 omit-receive @f1 p=0.400 from 0.000ms`.
+/// The first three words are the label the trace uses as ground truth.
+pub fn describe(id: usize, fault: &Fault, names: &[String]) -> String {
+    use std::fmt::Write as _;
+    let name = |n: &NodeId| names.get(n.index()).cloned().unwrap_or_else(|| n.to_string());
+    let dist = |d: &LatencyDist| match d {
+        LatencyDist::Constant(x) => format!("constant {x}"),
+        LatencyDist::Uniform { min, max } => format!("uniform {min}..{max}"),
+        LatencyDist::Normal { mean, stddev } => format!("normal mean {mean} sd {stddev}"),
+        LatencyDist::LogNormal { median, sigma } => format!("lognormal median {median} sigma {sigma}"),
+        LatencyDist::Pareto { scale, shape, cap } => format!("pareto scale {scale} shape {shape} cap {cap:?}"),
+    };
+    let dir = |d: &Direction| format!("{d:?}").to_lowercase();
+    let mut s = format!("#{id} {} @{}", fault.kind.name(), name(&fault.node));
+    let _ = match &fault.kind {
+        FaultKind::Omit { p, .. }
+        | FaultKind::Duplicate { p }
+        | FaultKind::Tamper { p }
+        | FaultKind::Equivocate { p }
+        | FaultKind::Replay { p } => write!(s, " p={p:.3}"),
+        FaultKind::OmitEveryNth { direction, n } => write!(s, " n={n} direction={}", dir(direction)),
+        FaultKind::OmitLarge { direction, bytes } => write!(s, " bytes={bytes} direction={}", dir(direction)),
+        FaultKind::Partition { peers, direction } => {
+            write!(s, " peers={} direction={}", peers.iter().map(name).collect::<Vec<_>>().join(","), dir(direction))
+        }
+        FaultKind::Reorder { p, extra } => write!(s, " p={p:.3} extra={}", dist(extra)),
+        FaultKind::Delay { extra } | FaultKind::SlowDisk { extra } => write!(s, " extra={}", dist(extra)),
+        FaultKind::Skew { offset, drift_ppm } => {
+            write!(s, " offset={:.3}ms drift={drift_ppm:.1}ppm", *offset as f64 / 1e6)
+        }
+        FaultKind::Stale { age } => write!(s, " age={age}"),
+        FaultKind::Flip { p, bits } => write!(s, " p={p:.3} bits={bits}"),
+        FaultKind::Forge { victim, p } => write!(s, " victim={} p={p:.3}", name(victim)),
+        FaultKind::Gray { p, extra } => write!(s, " p={p:.3} extra={}", extra.as_ref().map_or("none".into(), dist)),
+        FaultKind::Crash
+        | FaultKind::FailStop
+        | FaultKind::Restart
+        | FaultKind::HalfOpen
+        | FaultKind::Pause
+        | FaultKind::Lie => Ok(()),
+    };
+    let _ = write!(s, " from {}", fault.start);
+    if let Some(end) = fault.end {
+        let _ = write!(s, " to {end}");
+    }
+    s
+}
+
 #[cfg(test)]
 mod catalogue_tests {
     use super::*;

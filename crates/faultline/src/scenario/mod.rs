@@ -9,6 +9,7 @@
 //! an error in an overridden value names the `--set` that supplied it.
 
 pub mod raw;
+pub mod swarm;
 pub mod validate;
 
 use std::path::Path;
@@ -56,7 +57,10 @@ pub struct Scenario {
 pub struct Case {
     pub name: String,
     pub description: Option<String>,
+    /// Faults every seed runs with.
     pub faults: Vec<Fault>,
+    /// More faults drawn per seed (swarm testing), added after `faults`.
+    pub swarm: Option<swarm::Swarm>,
 }
 
 /// Why a scenario could not be loaded. Displays as one line.
@@ -170,7 +174,24 @@ impl Scenario {
                     .map_or_else(|| default.clone(), |(_, _, d)| d.clone())
             }),
         };
-        Sim::new(config, self.quorum.nodes(), self.cases[case].faults.clone())
+        Sim::new(config, self.quorum.nodes(), self.faults(case, seed))
+    }
+
+    /// The faults case `case` runs with under `seed`: its fixed faults, then its swarm draw.
+    pub fn faults(&self, case: usize, seed: u64) -> Vec<Fault> {
+        let c = &self.cases[case];
+        let mut faults = c.faults.clone();
+        if let Some(sw) = &c.swarm {
+            faults.extend(swarm::draw(sw, self.quorum.followers + 1, self.fault_budget, seed, case));
+        }
+        faults
+    }
+
+    /// One line per fault of case `case` under `seed`, with every parameter: what a run
+    /// logs before it starts, so a drawn mix can be read without the trace.
+    pub fn describe_faults(&self, case: usize, seed: u64) -> Vec<String> {
+        let names = self.node_names();
+        self.faults(case, seed).iter().enumerate().map(|(i, f)| crate::fault::describe(i, f, &names)).collect()
     }
 }
 

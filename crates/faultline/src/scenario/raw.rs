@@ -77,6 +77,15 @@ pub struct RawCase {
     pub description: Option<String>,
     #[serde(default)]
     pub faults: Vec<RawFault>,
+    pub swarm: Option<RawSwarm>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwarm {
+    pub faults: i64,
+    pub kinds: Option<Vec<String>>,
+    pub window_ms: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::raw::{RawCase, RawDist, RawFault, RawScenario};
+use super::swarm::Swarm;
 use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, Scenario};
 use crate::fault::{Direction, Fault, FaultKind};
 use crate::protocol::NodeId;
@@ -428,7 +429,34 @@ fn case(raw: &RawCase, names: &[String], budget: Option<usize>, path: &FieldPath
     {
         return bad(path.key("faults"), format!("{} faulty nodes exceed the fault budget of {f}", faulty.len()));
     }
-    Ok(Case { name: raw.name.clone(), description: raw.description.clone(), faults })
+    let swarm = match &raw.swarm {
+        None => None,
+        Some(sw) => {
+            let sp = path.key("swarm");
+            let faults = count(sw.faults, &sp.key("faults"), 1, MAX_FAULTS_PER_CASE as i64)? as usize;
+            let all: Vec<&str> = crate::fault::catalogue().iter().map(|e| e.name).collect();
+            let kinds = match &sw.kinds {
+                None => all.iter().map(|k| k.to_string()).collect(),
+                Some(kinds) => {
+                    if kinds.is_empty() {
+                        return bad(sp.key("kinds"), "names no fault kind");
+                    }
+                    for (i, k) in kinds.iter().enumerate() {
+                        if !all.contains(&k.as_str()) {
+                            return bad(
+                                sp.key("kinds").index(i),
+                                format!("unknown fault kind {k:?} (`faultline faults` lists them)"),
+                            );
+                        }
+                    }
+                    kinds.clone()
+                }
+            };
+            let window = millis(sw.window_ms.unwrap_or(1_000.0), &sp.key("window_ms"), false)?;
+            Some(Swarm { faults, kinds, window })
+        }
+    };
+    Ok(Case { name: raw.name.clone(), description: raw.description.clone(), faults, swarm })
 }
 
 pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
