@@ -76,9 +76,17 @@ enum Tick {
 #[derive(Clone, Debug, PartialEq)]
 enum Obs {
     /// The client got a pong: from whom (network), the pong's fields, when.
-    Pong { from: NodeId, seq: u64, plane: Plane, claimed: NodeId, local_ns: u64 },
+    Pong {
+        from: NodeId,
+        seq: u64,
+        plane: Plane,
+        claimed: NodeId,
+        local_ns: u64,
+    },
     /// A server (re)started and found this value synced on its disk.
-    Started { last_synced: Option<u64> },
+    Started {
+        last_synced: Option<u64>,
+    },
     PeerDown(NodeId),
 }
 
@@ -163,7 +171,9 @@ impl Run {
             .observations()
             .iter()
             .filter_map(|o| match &o.obs {
-                Obs::Pong { from, seq, plane, claimed, local_ns } => Some((o.time, *from, *seq, *plane, *claimed, *local_ns)),
+                Obs::Pong { from, seq, plane, claimed, local_ns } => {
+                    Some((o.time, *from, *seq, *plane, *claimed, *local_ns))
+                }
                 _ => None,
             })
             .collect()
@@ -175,7 +185,9 @@ impl Run {
             .iter()
             .filter(|e| {
                 e["kind"] == kind
-                    && e["cause"].as_array().is_some_and(|c| c.iter().any(|c| c.as_str().is_some_and(|c| c.starts_with("#0 "))))
+                    && e["cause"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().any(|c| c.as_str().is_some_and(|c| c.starts_with("#0 "))))
             })
             .collect()
     }
@@ -217,7 +229,11 @@ fn omit_every_nth_drops_exactly_every_4096th_message() {
     assert_eq!(r.sim.injector().fired(0), 1);
     // It was the 4096th message the client sent: count its sends before the drop.
     let seq = drops[0]["seq"].as_u64().expect("seq");
-    let sends_before = r.trace.iter().filter(|e| e["node"] == "client" && e["kind"] == "send" && e["seq"].as_u64() < Some(seq)).count();
+    let sends_before = r
+        .trace
+        .iter()
+        .filter(|e| e["node"] == "client" && e["kind"] == "send" && e["seq"].as_u64() < Some(seq))
+        .count();
     assert_eq!(sends_before, 4095);
 }
 
@@ -233,7 +249,14 @@ fn omit_large_loses_big_messages_and_keeps_small_ones() {
 #[test]
 fn partition_cuts_one_direction_of_one_link() {
     // The client cannot reach s1 from 100 ms to 300 ms; s2 is untouched.
-    let r = run(FaultKind::Partition { peers: vec![S1], direction: Direction::Send }, CLIENT, ms(100), Some(ms(300)), 500, 0);
+    let r = run(
+        FaultKind::Partition { peers: vec![S1], direction: Direction::Send },
+        CLIENT,
+        ms(100),
+        Some(ms(300)),
+        500,
+        0,
+    );
     let drops = r.caused("drop");
     assert!(drops.iter().all(|e| e["node"] == "client" && e["peer"] == "s1"));
     assert!(drops.iter().all(|e| (100_000_000..300_000_000).contains(&e["t_ns"].as_u64().unwrap_or(0))));
@@ -376,7 +399,8 @@ fn fail_stop_tells_every_peer_at_once() {
 #[test]
 fn restart_recovers_with_only_synced_state() {
     let r = run(FaultKind::Restart, S1, ms(100), Some(ms(200)), 400, 0);
-    let starts: Vec<_> = r.sim.observations().iter().filter(|o| o.node == S1 && matches!(o.obs, Obs::Started { .. })).collect();
+    let starts: Vec<_> =
+        r.sim.observations().iter().filter(|o| o.node == S1 && matches!(o.obs, Obs::Started { .. })).collect();
     assert_eq!(starts.len(), 2);
     assert_eq!(starts[1].time, ms(200));
     // It synced "last" before crashing; the unsynced "scratch" write of the same ping is gone.
