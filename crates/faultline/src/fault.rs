@@ -26,7 +26,10 @@
 //! friends, `Context::stale`). Byzantine behaviour rewrites a process's output; it is not the
 //! network's job (TigerBeetle's packet simulator, turmoil).
 
+use std::collections::VecDeque;
+
 use rand::Rng;
+use rand_distr::{Distribution, Geometric};
 use serde::Serialize;
 
 use crate::protocol::{Message, NodeId, Plane};
@@ -259,18 +262,95 @@ pub struct Extra<M> {
     pub causes: Causes,
 }
 
+/// A Bernoulli process over the messages a fault judges: each fires independently with
+/// probability `p`. Rather than a coin per message, it draws the gap to the next firing
+/// from the geometric distribution and counts down (the same process, sampled the way
+/// profilers sample), so a rarely-firing fault costs a decrement per message, not a draw.
+struct Coin {
+    gap: Option<Geometric>,
+    /// Judged messages left before the next firing. A coin that never fires (p = 0)
+    /// starts at u64::MAX, more messages than any run sends; one that always fires
+    /// (p = 1) stays at 0.
+    countdown: u64,
+}
+
+impl Coin {
+    fn new(p: f64, rng: &mut SimRng) -> Self {
+        if p <= 0.0 {
+            return Coin { gap: None, countdown: u64::MAX };
+        }
+        let gap = (p < 1.0).then(|| Geometric::new(p).expect("0 < p < 1 is a valid geometric parameter"));
+        let countdown = gap.as_ref().map_or(0, |g| g.sample(rng));
+        Coin { gap, countdown }
+    }
+
+    #[inline]
+    fn flip(&mut self, rng: &mut SimRng) -> bool {
+        if self.countdown > 0 {
+            self.countdown -= 1;
+            return false;
+        }
+        if let Some(g) = &self.gap {
+            self.countdown = g.sample(rng);
+        }
+        true
+    }
+}
+
+/// Every n-th judged message, counted down (no division per message).
+struct Nth {
+    n: u64,
+    left: u64,
+}
+
+impl Nth {
+    fn new(n: u64) -> Self {
+        Nth { n, left: n }
+    }
+
+    /// Counts one message; true when it is the n-th since the last.
+    #[inline]
+    fn tick(&mut self) -> bool {
+        self.left -= 1;
+        if self.left == 0 {
+            self.left = self.n;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The probability of firing per judged message, for the faults that have one.
+fn probability(kind: &FaultKind) -> f64 {
+    match kind {
+        FaultKind::Omit { p, .. }
+        | FaultKind::Duplicate { p }
+        | FaultKind::Reorder { p, .. }
+        | FaultKind::Tamper { p }
+        | FaultKind::Equivocate { p }
+        | FaultKind::Replay { p }
+        | FaultKind::Flip { p, .. }
+        | FaultKind::Forge { p, .. }
+        | FaultKind::Gray { p, .. } => *p,
+        _ => 0.0,
+    }
+}
+
 /// How many of a node's past messages a replay fault keeps to choose from.
 const REPLAY_MEMORY: usize = 16;
 
 struct Injected<M> {
     fault: Fault,
     rng: SimRng,
+    coin: Coin,
     sampler: Option<Sampler>,
     active: bool,
     fired: u64,
-    /// Messages judged so far (for every-nth), and past messages kept for replay.
-    seen: u64,
-    memory: Vec<(NodeId, M)>,
+    /// Every-nth's count of messages left before the next drop, and past messages kept
+    /// for replay.
+    nth: Nth,
+    memory: VecDeque<(NodeId, M)>,
 }
 
 /// Applies the configured faults to messages. Holds each fault's random stream and whether
@@ -281,6 +361,10 @@ pub struct Injector<M> {
     /// configuration order.
     outgoing: Vec<Vec<FaultId>>,
     incoming: Vec<Vec<FaultId>>,
+    /// The same lists restricted to faults in their window, kept up to date as windows
+    /// open and close, so that a message pays nothing for faults that are not active.
+    outgoing_active: Vec<Vec<FaultId>>,
+    incoming_active: Vec<Vec<FaultId>>,
 }
 
 impl<M: Message> Injector<M> {
@@ -308,18 +392,22 @@ impl<M: Message> Injector<M> {
                     FaultKind::Gray { extra: Some(extra), .. } => Some(extra.sampler()),
                     _ => None,
                 };
-                Injected {
-                    fault,
-                    rng: stream(root_seed, Stream::Fault(i as u32)),
-                    sampler,
-                    active: false,
-                    fired: 0,
-                    seen: 0,
-                    memory: Vec::new(),
-                }
+                let mut rng = stream(root_seed, Stream::Fault(i as u32));
+                let coin = Coin::new(probability(&fault.kind), &mut rng);
+                let nth = Nth::new(match fault.kind {
+                    FaultKind::OmitEveryNth { n, .. } => n,
+                    _ => u64::MAX,
+                });
+                Injected { fault, rng, coin, sampler, active: false, fired: 0, nth, memory: VecDeque::new() }
             })
             .collect();
-        Injector { faults, outgoing, incoming }
+        Injector {
+            faults,
+            outgoing_active: vec![Vec::new(); nodes],
+            incoming_active: vec![Vec::new(); nodes],
+            outgoing,
+            incoming,
+        }
     }
 
     pub fn faults(&self) -> impl ExactSizeIterator<Item = &Fault> {
@@ -341,6 +429,11 @@ impl<M: Message> Injector<M> {
 
     pub fn set_active(&mut self, id: FaultId, active: bool) {
         self.faults[id as usize].active = active;
+        let node = self.faults[id as usize].fault.node.index();
+        let faults = &self.faults;
+        let keep = |ids: &Vec<FaultId>| ids.iter().copied().filter(|&i| faults[i as usize].active).collect();
+        self.outgoing_active[node] = keep(&self.outgoing[node]);
+        self.incoming_active[node] = keep(&self.incoming[node]);
     }
 
     pub fn note_fired(&mut self, id: FaultId) {
@@ -353,16 +446,20 @@ impl<M: Message> Injector<M> {
         f.sampler.as_ref().map_or(0, |s| s.sample(&mut f.rng))
     }
 
+    /// Whether no fault in its window judges messages from `from` to `to`.
+    #[inline(always)]
+    pub fn is_quiet(&self, from: NodeId, to: NodeId) -> bool {
+        self.outgoing_active[from.index()].is_empty() && self.incoming_active[to.index()].is_empty()
+    }
+
     /// Decides the fate of `msg` from `from` to `to`, and pushes any extra messages the
     /// faults make the sender emit onto `extras`. Sender-side faults apply first, in
     /// configuration order, then receiver-side ones; the first drop wins, and a message
     /// that is dropped takes its duplicates and forgeries with it. Every coin is drawn from
-    /// the deciding fault's own stream, at send time.
+    /// the deciding fault's own stream, at send time. Callers on a hot path check
+    /// [`Injector::is_quiet`] first and skip the call when nothing would judge the message.
     #[inline]
     pub fn on_send(&mut self, from: NodeId, to: NodeId, msg: &mut M, extras: &mut Vec<Extra<M>>) -> Verdict {
-        if self.outgoing[from.index()].is_empty() && self.incoming[to.index()].is_empty() {
-            return Verdict::Pass { extra_ns: 0, causes: Causes::default() };
-        }
         let before = extras.len();
         let verdict = self.judge(from, to, msg, extras);
         if !matches!(verdict, Verdict::Pass { .. }) {
@@ -374,76 +471,75 @@ impl<M: Message> Injector<M> {
     fn judge(&mut self, from: NodeId, to: NodeId, msg: &mut M, extras: &mut Vec<Extra<M>>) -> Verdict {
         let mut extra_ns = 0u64;
         let mut causes = Causes::default();
-        for i in 0..self.outgoing[from.index()].len() {
-            let id = self.outgoing[from.index()][i];
-            let f = &mut self.faults[id as usize];
-            if !f.active {
-                continue;
-            }
-            let fired = match &f.fault.kind {
-                FaultKind::Omit { p, .. } => {
-                    if chance(&mut f.rng, *p) {
+        let Injector { faults, outgoing_active, incoming_active, .. } = self;
+        // Each arm costs a coin or a comparison when it does not fire; what happens when it
+        // does (count it, name it as a cause) is written out in the arm, off the common path.
+        for &id in &outgoing_active[from.index()] {
+            let f = &mut faults[id as usize];
+            match &f.fault.kind {
+                FaultKind::Omit { .. } => {
+                    if f.coin.flip(&mut f.rng) {
                         f.fired += 1;
                         return Verdict::Drop(id);
                     }
-                    false
                 }
-                FaultKind::OmitEveryNth { n, .. } => {
-                    f.seen += 1;
-                    if f.seen.is_multiple_of(*n) {
+                FaultKind::OmitEveryNth { .. } => {
+                    if f.nth.tick() {
                         f.fired += 1;
                         return Verdict::Drop(id);
                     }
-                    false
                 }
                 FaultKind::OmitLarge { bytes, .. } => {
                     if msg.wire_size() > *bytes {
                         f.fired += 1;
                         return Verdict::Drop(id);
                     }
-                    false
                 }
                 FaultKind::Partition { peers, direction } => {
                     if direction.loses_outgoing() && peers.contains(&to) {
                         f.fired += 1;
                         return Verdict::Drop(id);
                     }
-                    false
                 }
-                FaultKind::Gray { p, .. } => {
-                    if msg.plane() == Plane::Data {
-                        if chance(&mut f.rng, *p) {
-                            f.fired += 1;
-                            return Verdict::Drop(id);
-                        }
-                        if let Some(s) = &f.sampler {
-                            extra_ns = extra_ns.saturating_add(s.sample(&mut f.rng));
-                            true
-                        } else {
-                            false
-                        }
-                    } else {
-                        false
+                FaultKind::Gray { .. } if msg.plane() == Plane::Data => {
+                    if f.coin.flip(&mut f.rng) {
+                        f.fired += 1;
+                        return Verdict::Drop(id);
+                    }
+                    if let Some(s) = &f.sampler {
+                        extra_ns = extra_ns.saturating_add(s.sample(&mut f.rng));
+                        f.fired += 1;
+                        causes.add(id);
                     }
                 }
                 FaultKind::Delay { .. } => {
                     let sampler = f.sampler.as_ref().expect("delay fault has a sampler");
                     extra_ns = extra_ns.saturating_add(sampler.sample(&mut f.rng));
-                    true
+                    f.fired += 1;
+                    causes.add(id);
                 }
-                FaultKind::Reorder { p, .. } => {
-                    if chance(&mut f.rng, *p) {
+                FaultKind::Reorder { .. } => {
+                    if f.coin.flip(&mut f.rng) {
                         let sampler = f.sampler.as_ref().expect("reorder fault has a sampler");
                         extra_ns = extra_ns.saturating_add(sampler.sample(&mut f.rng));
-                        true
-                    } else {
-                        false
+                        f.fired += 1;
+                        causes.add(id);
                     }
                 }
-                FaultKind::Tamper { p } => chance(&mut f.rng, *p) && msg.tamper(&mut f.rng),
-                FaultKind::Equivocate { p } => chance(&mut f.rng, *p) && msg.equivocate(to, &mut f.rng),
-                FaultKind::Flip { p, bits } => {
-                    if chance(&mut f.rng, *p)
+                FaultKind::Tamper { .. } => {
+                    if f.coin.flip(&mut f.rng) && msg.tamper(&mut f.rng) {
+                        f.fired += 1;
+                        causes.add(id);
+                    }
+                }
+                FaultKind::Equivocate { .. } => {
+                    if f.coin.flip(&mut f.rng) && msg.equivocate(to, &mut f.rng) {
+                        f.fired += 1;
+                        causes.add(id);
+                    }
+                }
+                FaultKind::Flip { bits, .. } => {
+                    if f.coin.flip(&mut f.rng)
                         && let Some(mut bytes) = msg.encode()
                         && !bytes.is_empty()
                     {
@@ -458,77 +554,50 @@ impl<M: Message> Injector<M> {
                         }
                         causes.add(id);
                     }
-                    false
                 }
-                FaultKind::Duplicate { p } => {
-                    if chance(&mut f.rng, *p) {
+                // A duplicate, replay or forgery is a message of its own: the original is
+                // not caused by it, the extra is.
+                FaultKind::Duplicate { .. } => {
+                    if f.coin.flip(&mut f.rng) {
+                        f.fired += 1;
                         extras.push(Extra { to, msg: msg.clone(), extra_ns: 0, causes: Causes::one(id) });
-                        true
-                    } else {
-                        false
                     }
                 }
                 FaultKind::Replay { p } => {
-                    let replay = chance(&mut f.rng, *p) && !f.memory.is_empty();
-                    if replay {
-                        let pick = (f.rng.next_u64() % f.memory.len() as u64) as usize;
-                        let (old_to, old) = f.memory[pick].clone();
-                        extras.push(Extra { to: old_to, msg: old, extra_ns: 0, causes: Causes::one(id) });
+                    if *p > 0.0 {
+                        if f.coin.flip(&mut f.rng) && !f.memory.is_empty() {
+                            let pick = (f.rng.next_u64() % f.memory.len() as u64) as usize;
+                            let (old_to, old) = f.memory[pick].clone();
+                            f.fired += 1;
+                            extras.push(Extra { to: old_to, msg: old, extra_ns: 0, causes: Causes::one(id) });
+                        }
+                        // Remember this message for later replays, keeping the most recent few.
+                        if f.memory.len() == REPLAY_MEMORY {
+                            f.memory.pop_front();
+                        }
+                        f.memory.push_back((to, msg.clone()));
                     }
-                    // Remember this message for later replays, keeping the most recent few.
-                    if f.memory.len() == REPLAY_MEMORY {
-                        f.memory.remove(0);
-                    }
-                    f.memory.push((to, msg.clone()));
-                    replay
                 }
-                FaultKind::Forge { victim, p } => {
-                    if chance(&mut f.rng, *p)
+                FaultKind::Forge { victim, .. } => {
+                    if f.coin.flip(&mut f.rng)
                         && let Some(forged) = msg.forge(*victim, &mut f.rng)
                     {
+                        f.fired += 1;
                         extras.push(Extra { to, msg: forged, extra_ns: 0, causes: Causes::one(id) });
-                        true
-                    } else {
-                        false
                     }
                 }
-                FaultKind::Crash
-                | FaultKind::FailStop
-                | FaultKind::Restart
-                | FaultKind::HalfOpen
-                | FaultKind::Pause
-                | FaultKind::Skew { .. }
-                | FaultKind::SlowDisk { .. }
-                | FaultKind::Stale { .. }
-                | FaultKind::Lie => false,
-            };
-            if fired {
-                f.fired += 1;
-                // A duplicate, replay or forgery is its own message: the original is not caused by it.
-                if !matches!(
-                    f.fault.kind,
-                    FaultKind::Duplicate { .. } | FaultKind::Replay { .. } | FaultKind::Forge { .. }
-                ) {
-                    causes.add(id);
-                }
+                _ => {}
             }
         }
-        for i in 0..self.incoming[to.index()].len() {
-            let id = self.incoming[to.index()][i];
-            let f = &mut self.faults[id as usize];
-            if !f.active {
-                continue;
-            }
+        for &id in &incoming_active[to.index()] {
+            let f = &mut faults[id as usize];
             let drop = match &f.fault.kind {
-                FaultKind::Omit { p, .. } => chance(&mut f.rng, *p),
-                FaultKind::OmitEveryNth { n, .. } => {
-                    f.seen += 1;
-                    f.seen.is_multiple_of(*n)
-                }
+                FaultKind::Omit { .. } => f.coin.flip(&mut f.rng),
+                FaultKind::OmitEveryNth { .. } => f.nth.tick(),
                 FaultKind::OmitLarge { bytes, .. } => msg.wire_size() > *bytes,
                 FaultKind::Partition { peers, direction } => direction.loses_incoming() && peers.contains(&from),
-                FaultKind::Gray { p, .. } if msg.plane() == Plane::Data => {
-                    if chance(&mut f.rng, *p) {
+                FaultKind::Gray { .. } if msg.plane() == Plane::Data => {
+                    if f.coin.flip(&mut f.rng) {
                         true
                     } else {
                         if let Some(s) = &f.sampler {
@@ -550,20 +619,6 @@ impl<M: Message> Injector<M> {
             e.extra_ns = e.extra_ns.saturating_add(extra_ns);
         }
         Verdict::Pass { extra_ns, causes }
-    }
-}
-
-/// A biased coin that draws nothing when the outcome is certain, so `p = 1` and `p = 0`
-/// faults leave their stream untouched.
-#[inline]
-fn chance(rng: &mut SimRng, p: f64) -> bool {
-    if p >= 1.0 {
-        true
-    } else if p <= 0.0 {
-        false
-    } else {
-        // 53 random bits as a float in [0, 1).
-        ((rng.next_u64() >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < p
     }
 }
 

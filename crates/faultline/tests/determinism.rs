@@ -79,9 +79,9 @@ fn golden_trace_digests() {
 }
 
 const GOLDEN_HEALTHY_7: &str = "3899e72881395969fc4d11ba0bddc7488469c410b07ad720503fe95d2ec3f0dd";
-const GOLDEN_OMISSION_7: &str = "c23a87a0e71ec948c09c9cf5ef8a7c042f18aad7c95e5feaa64b954507433400";
+const GOLDEN_OMISSION_7: &str = "80fb04837ab609b503f6b365df21b50e51f13834c2959b5d9d3b5b3bd48a2561";
 const GOLDEN_BYZANTINE_7: &str = "760d4c07c1c22d1c212c6b871ccf25c8e1c269971de4ddd152212ebe6b46d8fa";
-const GOLDEN_MIXED_42: &str = "98929bfa951cea0937d78f62e6a814abfd91a64dcb12cd267dda930637e4ceb7";
+const GOLDEN_MIXED_42: &str = "2cd591f704c0fa40529793eaacf8d92e2b86cdb40c0034d91d4f286a0cad725a";
 
 #[test]
 fn interleaved_runs_do_not_disturb_each_other() {

@@ -678,7 +678,7 @@ impl<P: Protocol> World<P> {
 
     /// Sends one message through the injector (when `judge`) and the network, leaving at
     /// `depart`.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn transmit(
         &mut self,
@@ -721,6 +721,12 @@ impl<P: Protocol> World<P> {
                 }
             }
         }
+        self.put_on_wire(from, to, msg, depart, causes, extra_ns);
+    }
+
+    /// Admits a message to its link and schedules its delivery.
+    #[inline(always)]
+    fn put_on_wire(&mut self, from: NodeId, to: NodeId, msg: P::Msg, depart: Time, causes: Causes, extra_ns: u64) {
         match self.network.admit(from.index(), to.index()) {
             None => {
                 self.stats.overflows += 1;
@@ -801,6 +807,11 @@ impl<P: Protocol> Runtime<P> for World<P> {
         );
         self.stats.sends += 1;
         let depart = self.now.max(self.nodes[from.index()].busy_until);
+        if self.injector.is_quiet(from, to) {
+            // No fault in its window judges this link: straight onto the wire.
+            self.put_on_wire(from, to, msg, depart, Causes::default(), 0);
+            return;
+        }
         self.transmit(from, to, msg, depart, true, Causes::default(), 0);
         if !self.extras.is_empty() {
             // Duplicates, replays and forgeries: sent after the original, not judged again.
