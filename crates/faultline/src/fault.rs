@@ -468,6 +468,8 @@ impl<M: Message> Injector<M> {
         verdict
     }
 
+    // Coin flips and counters advance state: as match guards they would hide side effects.
+    #[allow(clippy::collapsible_match)]
     fn judge(&mut self, from: NodeId, to: NodeId, msg: &mut M, extras: &mut Vec<Extra<M>>) -> Verdict {
         let mut extra_ns = 0u64;
         let mut causes = Causes::default();
