@@ -304,10 +304,6 @@ struct Nth {
 }
 
 impl Nth {
-    fn new(n: u64) -> Self {
-        Nth { n, left: n }
-    }
-
     /// Counts one message; true when it is the n-th since the last.
     #[inline]
     fn tick(&mut self) -> bool {
@@ -337,8 +333,10 @@ fn probability(kind: &FaultKind) -> f64 {
     }
 }
 
-/// How many of a node's past messages a replay fault keeps to choose from.
+/// How many of a node's past messages a replay fault keeps to choose from, and how far
+/// apart they are: one message in every REPLAY_STRIDE is kept.
 const REPLAY_MEMORY: usize = 16;
+const REPLAY_STRIDE: u64 = 8;
 
 struct Injected<M> {
     fault: Fault,
@@ -347,8 +345,8 @@ struct Injected<M> {
     sampler: Option<Sampler>,
     active: bool,
     fired: u64,
-    /// Every-nth's count of messages left before the next drop, and past messages kept
-    /// for replay.
+    /// Every-nth's count of messages left before the next drop (replay's before the next
+    /// message it keeps), and the past messages kept for replay.
     nth: Nth,
     memory: VecDeque<(NodeId, M)>,
 }
@@ -394,10 +392,12 @@ impl<M: Message> Injector<M> {
                 };
                 let mut rng = stream(root_seed, Stream::Fault(i as u32));
                 let coin = Coin::new(probability(&fault.kind), &mut rng);
-                let nth = Nth::new(match fault.kind {
-                    FaultKind::OmitEveryNth { n, .. } => n,
-                    _ => u64::MAX,
-                });
+                let nth = match fault.kind {
+                    FaultKind::OmitEveryNth { n, .. } => Nth { n, left: n },
+                    // The first message is kept, so a replay soon has something to replay.
+                    FaultKind::Replay { .. } => Nth { n: REPLAY_STRIDE, left: 1 },
+                    _ => Nth { n: u64::MAX, left: u64::MAX },
+                };
                 Injected { fault, rng, coin, sampler, active: false, fired: 0, nth, memory: VecDeque::new() }
             })
             .collect();
@@ -573,11 +573,15 @@ impl<M: Message> Injector<M> {
                             f.fired += 1;
                             extras.push(Extra { to: old_to, msg: old, extra_ns: 0, causes: Causes::one(id) });
                         }
-                        // Remember this message for later replays, keeping the most recent few.
-                        if f.memory.len() == REPLAY_MEMORY {
-                            f.memory.pop_front();
+                        // Remember every REPLAY_STRIDE-th message for later replays, keeping
+                        // the most recent few: old messages from the last few hundred, at the
+                        // cost of a counter per message rather than a copy.
+                        if f.nth.tick() {
+                            if f.memory.len() == REPLAY_MEMORY {
+                                f.memory.pop_front();
+                            }
+                            f.memory.push_back((to, msg.clone()));
                         }
-                        f.memory.push_back((to, msg.clone()));
                     }
                 }
                 FaultKind::Forge { victim, .. } => {
