@@ -78,10 +78,10 @@ fn golden_trace_digests() {
     assert_eq!(got, GOLDEN_MIXED_42, "golden digest of mixed/everything seed 42");
 }
 
-const GOLDEN_HEALTHY_7: &str = "3899e72881395969fc4d11ba0bddc7488469c410b07ad720503fe95d2ec3f0dd";
-const GOLDEN_OMISSION_7: &str = "80fb04837ab609b503f6b365df21b50e51f13834c2959b5d9d3b5b3bd48a2561";
-const GOLDEN_BYZANTINE_7: &str = "760d4c07c1c22d1c212c6b871ccf25c8e1c269971de4ddd152212ebe6b46d8fa";
-const GOLDEN_MIXED_42: &str = "2cd591f704c0fa40529793eaacf8d92e2b86cdb40c0034d91d4f286a0cad725a";
+const GOLDEN_HEALTHY_7: &str = "e0b67af206734184c31aca34a90d55df5268a16f0b4b13727e780c314d43a215";
+const GOLDEN_OMISSION_7: &str = "068aa5b0bed742de11ab284c908b9c2ea94d7b39d8263f5cfbe8026fc131c792";
+const GOLDEN_BYZANTINE_7: &str = "017b9429c39d8b135724706879155eea8e4b193936afe512aa0af26b7b34b0e6";
+const GOLDEN_MIXED_42: &str = "5c475cac36ce1f1d2a6d6f45f2050b570345fa48b16b8c9dccc185049bede23d";
 
 #[test]
 fn interleaved_runs_do_not_disturb_each_other() {

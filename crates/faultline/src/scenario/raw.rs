@@ -28,6 +28,16 @@ pub struct RawQuorum {
     pub rounds: Option<i64>,
     pub index: Option<u64>,
     pub data: Option<String>,
+    /// A preset: naive, content-quorum, checksummed, signed or retrying.
+    pub coordinator: Option<String>,
+    pub content_quorum: Option<bool>,
+    /// none, crc32c, sha256 or crc32c+sha256.
+    pub checksum: Option<String>,
+    /// none, hmac or ed25519.
+    pub signature: Option<String>,
+    pub retry_ms: Option<f64>,
+    pub deadline_max_ms: Option<f64>,
+    pub key_seed: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,12 +4,12 @@
 
 use std::fmt;
 
-use super::raw::{RawCase, RawDist, RawFault, RawScenario};
+use super::raw::{RawCase, RawDist, RawFault, RawQuorum, RawScenario};
 use super::swarm::Swarm;
 use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, Scenario};
 use crate::fault::{Direction, Fault, FaultKind};
 use crate::protocol::NodeId;
-use crate::protocol::quorum::QuorumConfig;
+use crate::protocol::quorum::{Coordinator, Defences, QuorumConfig, SignatureScheme};
 use crate::sim::network::LatencyDist;
 use crate::sim::time::{Span, Time};
 use crate::sim::world::Limits;
@@ -459,6 +459,78 @@ fn case(raw: &RawCase, names: &[String], budget: Option<usize>, path: &FieldPath
     Ok(Case { name: raw.name.clone(), description: raw.description.clone(), faults, swarm })
 }
 
+/// Most retries per round a scenario may ask for (`deadline_ms / retry_ms`).
+const MAX_RETRIES_PER_ROUND: u64 = 10_000;
+
+/// The coordinator's defences: the `coordinator` preset, then each field that overrides it.
+fn defences(q: &RawQuorum, deadline: Span, qp: &FieldPath) -> Check<Defences> {
+    let mut d = match q.coordinator.as_deref() {
+        None => Defences::default(),
+        Some(name) => match Coordinator::parse(name) {
+            Some(c) => c.defences(),
+            None => {
+                let names: Vec<&str> = Coordinator::ALL.iter().map(|c| c.name()).collect();
+                return bad(
+                    qp.key("coordinator"),
+                    format!("unknown coordinator {name:?} (expected one of {})", names.join(", ")),
+                );
+            }
+        },
+    };
+    if let Some(on) = q.content_quorum {
+        d.content_quorum = on;
+    }
+    if let Some(checksum) = q.checksum.as_deref() {
+        (d.crc32c, d.sha256) = match checksum {
+            "none" => (false, false),
+            "crc32c" => (true, false),
+            "sha256" => (false, true),
+            "crc32c+sha256" | "sha256+crc32c" => (true, true),
+            other => {
+                return bad(
+                    qp.key("checksum"),
+                    format!("unknown checksum {other:?} (expected none, crc32c, sha256 or crc32c+sha256)"),
+                );
+            }
+        };
+    }
+    if let Some(signature) = q.signature.as_deref() {
+        d.signature = match signature {
+            "none" => None,
+            "hmac" => Some(SignatureScheme::Hmac),
+            "ed25519" => Some(SignatureScheme::Ed25519),
+            other => {
+                return bad(
+                    qp.key("signature"),
+                    format!("unknown signature {other:?} (expected none, hmac or ed25519)"),
+                );
+            }
+        };
+    }
+    if let Some(ms) = q.retry_ms {
+        // Zero switches retries off (useful to override a preset).
+        let retry = millis(ms, &qp.key("retry_ms"), true)?;
+        if retry > Span::ZERO && deadline.as_nanos() / retry.as_nanos() > MAX_RETRIES_PER_ROUND {
+            return bad(
+                qp.key("retry_ms"),
+                format!("{ms} ms would retry more than {MAX_RETRIES_PER_ROUND} times within deadline_ms"),
+            );
+        }
+        d.retry = (retry > Span::ZERO).then_some(retry);
+    }
+    if let Some(ms) = q.deadline_max_ms {
+        let max = millis(ms, &qp.key("deadline_max_ms"), false)?;
+        if max < deadline {
+            return bad(
+                qp.key("deadline_max_ms"),
+                format!("{ms} ms is below deadline_ms ({}): the adaptive deadline ranges between them", deadline),
+            );
+        }
+        d.deadline_max = Some(max);
+    }
+    Ok(d)
+}
+
 pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
     let top = FieldPath::default();
     match raw.protocol.as_deref().unwrap_or("quorum") {
@@ -468,12 +540,16 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
     let Some(q) = &raw.quorum else { return bad(top.key("quorum"), "the [quorum] table is required") };
     let qp = top.key("quorum");
     let followers = count(required(q.followers, qp.key("followers"))?, &qp.key("followers"), 1, MAX_FOLLOWERS as i64)?;
+    let deadline = millis(required(q.deadline_ms, qp.key("deadline_ms"))?, &qp.key("deadline_ms"), false)?;
     let quorum = QuorumConfig {
         followers: followers as usize,
-        deadline: millis(required(q.deadline_ms, qp.key("deadline_ms"))?, &qp.key("deadline_ms"), false)?,
+        deadline,
         rounds: count(q.rounds.unwrap_or(1), &qp.key("rounds"), 0, 1_000_000_000)?,
         index: q.index.unwrap_or(0),
         data: q.data.clone().unwrap_or_else(|| "balance=9000".to_owned()),
+        defences: defences(q, deadline, &qp)?,
+        // Keys are configuration: the file's seed by default, not the run's `--seed`.
+        key_seed: q.key_seed.or(raw.seed).unwrap_or(0),
     };
     let names = quorum.node_names();
     let budget = raw
