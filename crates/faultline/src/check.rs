@@ -6,9 +6,17 @@
 //! Byzantine minority whose tampered acks are outvoted; it loses it when tamperers are a
 //! quorum, which is why the chapter asks for content quorums of 2f+1 out of 3f+1. A
 //! violation is a result (exit code 1 and a `reproduce:` line), never a panic.
+//!
+//! **Acked implies durable** is the write-ahead rule: a follower whose ack was counted must
+//! hold the append on its disk in a form that survives a crash. A `lie` fault (the chapter's
+//! wallet-7, whose WAL stopped while its acks kept coming) breaks it without any message
+//! looking wrong, so no coordinator can see it; the checker reads the followers' durable
+//! disks, which only the simulator can. Reports count it per row (`acked_not_durable`)
+//! rather than failing the run, so that the chapter's `lie` row shows the gap.
 
 use serde::Serialize;
 
+use crate::protocol::NodeId;
 use crate::protocol::quorum::RoundResult;
 use crate::sim::world::Observed;
 
@@ -37,4 +45,13 @@ pub fn agreement_on_proposal(round: &Observed<RoundResult>) -> Option<Violation>
         }),
         _ => None,
     }
+}
+
+/// The followers whose ack `round` counted but whose durable disk does not hold that
+/// round's append. `durable_round` reads a follower's disk and says the last round it made
+/// durable ([`crate::protocol::quorum::durable_round`]). Check a round when it closes, as
+/// reports do: a follower keeps one entry, overwritten round by round (so long runs keep
+/// bounded disks), and a later durable write would hide an earlier lost one.
+pub fn acked_not_durable(round: &RoundResult, durable_round: impl Fn(NodeId) -> Option<u64>) -> Vec<NodeId> {
+    round.counted.iter().copied().filter(|&v| durable_round(v).is_none_or(|r| r < round.round)).collect()
 }

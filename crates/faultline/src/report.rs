@@ -11,13 +11,14 @@ use std::fmt::Write as _;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::check::{Violation, agreement_on_proposal};
+use crate::check::{Violation, acked_not_durable, agreement_on_proposal};
+use crate::protocol::quorum::{Reason, durable_round, node_name};
 use crate::scenario::Scenario;
 use crate::sim::world::{Stats, StopReason};
 use crate::trace::Tracer;
 
-/// One case of one run. The first six fields are the chapter's columns and describe the
-/// first round; the rest summarise every round of the run.
+/// One case of one run. The fields from `name` to `winning_data` are the chapter's columns
+/// and, with `rejected`, describe the first round; the rest summarise every round of the run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Row {
     pub name: String,
@@ -27,15 +28,40 @@ pub struct Row {
     pub agreed: bool,
     pub tampered_seen: bool,
     pub winning_data: Option<String>,
+    /// Round 1's acks that arrived in time and were not counted, in arrival order (the
+    /// outvoted last).
+    pub rejected: Vec<RejectedAck>,
+    /// The coordinator's defences: a preset's name, or what is switched on.
+    pub coordinator: String,
     pub rounds: u64,
     pub agreed_rounds: u64,
     pub acks_total: u64,
     pub tampered_rounds: u64,
+    /// Acks rejected over all rounds (while their round was open).
+    pub rejected_total: u64,
+    /// Ground truth over all rounds: counted acks that misreport their sender or carry
+    /// other data than the proposal. A correct coordinator keeps this at 0 for corruption
+    /// and forgery; no coordinator can for a Byzantine quorum.
+    pub corrupt_counted: u64,
+    /// Over all rounds: counted acks whose follower had not made the append durable
+    /// (`check::acked_not_durable`; the `lie` fault). Reported, not a violation.
+    pub acked_not_durable: u64,
     pub events: u64,
     pub end_ns: u64,
     pub stop: StopReason,
     pub stats: Stats,
     pub violations: Vec<Violation>,
+}
+
+/// An ack the coordinator did not count.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RejectedAck {
+    /// The follower the ack claimed to come from.
+    pub follower: String,
+    pub reason: Reason,
+    /// Who really sent it (ground truth), when that is not `follower`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_by: Option<String>,
 }
 
 /// Runs case `case` of `scenario` with root seed `seed`, feeding `tracer` if given.
@@ -57,10 +83,15 @@ pub fn run_case(
         agreed: false,
         tampered_seen: false,
         winning_data: None,
+        rejected: Vec::new(),
+        coordinator: scenario.quorum.defences.label(),
         rounds: 0,
         agreed_rounds: 0,
         acks_total: 0,
         tampered_rounds: 0,
+        rejected_total: 0,
+        corrupt_counted: 0,
+        acked_not_durable: 0,
         events: 0,
         end_ns: 0,
         stop: StopReason::Quiescent,
@@ -70,25 +101,39 @@ pub fn run_case(
     let stop = loop {
         let stopped = sim.step();
         if !sim.observations().is_empty() {
-            for o in sim.drain_observations() {
+            for o in sim.observations() {
                 let r = &o.obs;
                 if r.round == 1 {
                     row.acks = r.acks;
                     row.agreed = r.agreed;
                     row.tampered_seen = r.tampered_seen;
                     row.winning_data = r.winning_data.as_deref().map(str::to_owned);
+                    row.rejected = r
+                        .rejected
+                        .iter()
+                        .map(|x| RejectedAck {
+                            follower: node_name(x.voter),
+                            reason: x.reason,
+                            sent_by: (x.sender != x.voter).then(|| node_name(x.sender)),
+                        })
+                        .collect();
                 }
                 row.rounds += 1;
                 row.agreed_rounds += r.agreed as u64;
                 row.acks_total += r.acks as u64;
                 row.tampered_rounds += r.tampered_seen as u64;
+                row.rejected_total += r.rejected.len() as u64;
+                row.corrupt_counted += r.corrupt_counted as u64;
+                // Checked as the round closes: see `check::acked_not_durable`.
+                row.acked_not_durable += acked_not_durable(r, |v| durable_round(sim.disk(v))).len() as u64;
                 // Keep the first few violations: the first is what a reader needs.
                 if row.violations.len() < 10
-                    && let Some(v) = agreement_on_proposal(&o)
+                    && let Some(v) = agreement_on_proposal(o)
                 {
                     row.violations.push(v);
                 }
             }
+            sim.drain_observations();
         }
         if let Some(reason) = stopped {
             break reason;
@@ -120,11 +165,27 @@ pub fn chapter_line(row: &Row) -> String {
     )
 }
 
-/// The table `faultline run` prints: the chapter line, plus totals when there were several rounds.
+/// The table `faultline run` prints: the chapter line; then round 1's rejected acks and
+/// the acked-but-not-durable count, when there are any; then totals when there were
+/// several rounds.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     for row in rows {
         out.push_str(&chapter_line(row));
+        if !row.rejected.is_empty() {
+            let rejected: Vec<String> = row
+                .rejected
+                .iter()
+                .map(|r| match &r.sent_by {
+                    None => format!("{} {}", r.follower, r.reason),
+                    Some(by) => format!("{} {} (sent by {by})", r.follower, r.reason),
+                })
+                .collect();
+            let _ = write!(out, " rejected=[{}]", rejected.join(", "));
+        }
+        if row.acked_not_durable > 0 {
+            let _ = write!(out, " acked_not_durable={}", row.acked_not_durable);
+        }
         if row.rounds != 1 {
             let _ = write!(
                 out,
@@ -166,6 +227,11 @@ pub struct SweepRow {
     /// Seeds on which some invariant was violated, and the first such seed.
     pub violating_seeds: u64,
     pub first_violating_seed: Option<u64>,
+    /// Over all rounds of all seeds: acks rejected, counted acks that were corrupt (ground
+    /// truth, see [`Row::corrupt_counted`]), and counted acks not durable.
+    pub rejected: u64,
+    pub corrupt_counted: u64,
+    pub acked_not_durable: u64,
 }
 
 /// What one seed's run adds to a sweep row. Combined with integer sums and a minimum,
@@ -179,6 +245,9 @@ struct Tally {
     acks: u64,
     violating_seeds: u64,
     first_violating_seed: Option<u64>,
+    rejected: u64,
+    corrupt_counted: u64,
+    acked_not_durable: u64,
 }
 
 impl Tally {
@@ -191,6 +260,9 @@ impl Tally {
             acks: row.acks_total,
             violating_seeds: violated as u64,
             first_violating_seed: violated.then_some(seed),
+            rejected: row.rejected_total,
+            corrupt_counted: row.corrupt_counted,
+            acked_not_durable: row.acked_not_durable,
         }
     }
 
@@ -206,6 +278,9 @@ impl Tally {
             acks: self.acks + other.acks,
             violating_seeds: self.violating_seeds + other.violating_seeds,
             first_violating_seed: first,
+            rejected: self.rejected + other.rejected,
+            corrupt_counted: self.corrupt_counted + other.corrupt_counted,
+            acked_not_durable: self.acked_not_durable + other.acked_not_durable,
         }
     }
 }
@@ -237,13 +312,19 @@ pub fn sweep(variants: &[Variant], seeds: std::ops::Range<u64>, progress: &(dyn 
                 mean_acks: ratio(t.acks, t.rounds),
                 violating_seeds: t.violating_seeds,
                 first_violating_seed: t.first_violating_seed,
+                rejected: t.rejected,
+                corrupt_counted: t.corrupt_counted,
+                acked_not_durable: t.acked_not_durable,
             });
         }
     }
     rows
 }
 
-/// The table `faultline sweep` prints.
+/// The table `faultline sweep` prints. A row where the coordinator rejected or counted
+/// something it should not have also shows `rejected` and `corrupt_counted` (both, so that
+/// a defence's zero is visible next to what it rejected), and `acked_not_durable` when
+/// there were any.
 pub fn sweep_table(rows: &[SweepRow]) -> String {
     let mut out = String::new();
     let width = rows.iter().map(|r| r.vary.as_deref().map_or(0, str::len)).max().unwrap_or(0);
@@ -257,6 +338,12 @@ pub fn sweep_table(rows: &[SweepRow]) -> String {
             "seeds={} rounds={} agreed={:.4} mean_acks={:.3}",
             r.seeds, r.rounds, r.agreed_fraction, r.mean_acks
         );
+        if r.rejected > 0 || r.corrupt_counted > 0 {
+            let _ = write!(out, " rejected={} corrupt_counted={}", r.rejected, r.corrupt_counted);
+        }
+        if r.acked_not_durable > 0 {
+            let _ = write!(out, " acked_not_durable={}", r.acked_not_durable);
+        }
         if r.violating_seeds > 0 {
             let _ = write!(
                 out,
