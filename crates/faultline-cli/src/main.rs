@@ -30,13 +30,19 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the chapter's six scenarios (embedded) against the naive quorum coordinator.
+    /// Run the chapter's six scenarios (embedded) against the naive quorum coordinator, or,
+    /// with --coordinator, the extended table (twelve scenarios) against a chosen one.
     Demo {
         /// Root seed; the chapter's is 7.
         #[arg(long, default_value_t = 7)]
         seed: u64,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Run the extended table (scenarios/chapter-extended.toml, embedded) against this
+        /// coordinator: the chapter's six rows plus byzantine-2, flip, equivocate, lie, stale
+        /// and forge.
+        #[arg(long, value_name = "NAME", value_parser = coordinator_names())]
+        coordinator: Option<String>,
     },
     /// Run a scenario file, one row per case.
     Run {
@@ -91,6 +97,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+/// The chapter's table, extended: `faultline demo --coordinator`.
+const CHAPTER_EXTENDED_TOML: &str = include_str!("../../../scenarios/chapter-extended.toml");
+
+fn coordinator_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(faultline::protocol::quorum::Coordinator::ALL.map(|c| c.name()))
 }
 
 #[derive(Clone, Debug)]
@@ -162,10 +175,20 @@ fn one_line(s: &str) -> String {
 
 fn execute(command: Command, out: &mut String) -> Result<Outcome> {
     match command {
-        Command::Demo { seed, format } => {
-            let rows = report::run_all(&Scenario::chapter(), seed);
+        Command::Demo { seed, format, coordinator } => {
+            let (scenario, reproduce) = match &coordinator {
+                None => (Scenario::chapter(), format!("faultline demo --seed {seed}")),
+                Some(name) => {
+                    let choice = Override { key: "quorum.coordinator".into(), value: format!("{name:?}") };
+                    (
+                        Scenario::parse("scenarios/chapter-extended.toml", CHAPTER_EXTENDED_TOML, &[choice])?,
+                        format!("faultline demo --seed {seed} --coordinator {name}"),
+                    )
+                }
+            };
+            let rows = report::run_all(&scenario, seed);
             print_rows(out, seed, &rows, &[], format)?;
-            Ok(verdict(&rows, &format!("faultline demo --seed {seed}")))
+            Ok(verdict(&rows, &reproduce))
         }
         Command::Run { scenario, seed, overrides, case, format, trace } => {
             let s = Scenario::load(&scenario, &overrides)?;
