@@ -125,7 +125,9 @@ pub fn run_case(
                 row.rejected_total += r.rejected.len() as u64;
                 row.corrupt_counted += r.corrupt_counted as u64;
                 // Checked as the round closes: see `check::acked_not_durable`.
-                row.acked_not_durable += acked_not_durable(r, |v| durable_round(sim.disk(v))).len() as u64;
+                if scenario.quorum.persist {
+                    row.acked_not_durable += acked_not_durable(r, |v| durable_round(sim.disk(v))).len() as u64;
+                }
                 // Keep the first few violations: the first is what a reader needs.
                 if row.violations.len() < 10
                     && let Some(v) = agreement_on_proposal(o)

@@ -215,6 +215,10 @@ pub struct QuorumConfig {
     /// `SHA-256("faultline/quorum/node-key/v1" || key_seed || i)`. Keys are configuration,
     /// like a cluster's PKI: the same for every run seed.
     pub key_seed: u64,
+    /// Followers write and fsync each append before acking it (the write-ahead rule a
+    /// `lie` fault breaks). Off by default: the chapter's follower only remembers the
+    /// append in memory, and a disk write per append is not free in the benchmark.
+    pub persist: bool,
 }
 
 /// The Byzantine quorum for `n` followers: `⌈(n + f + 1) / 2⌉` with `f = (n - 1) / 3`,
@@ -277,6 +281,7 @@ impl QuorumConfig {
         std::iter::once(QuorumNode::Leader(Box::new(leader)))
             .chain(signers.into_iter().map(|signer| {
                 QuorumNode::Follower(Follower {
+                    persist: self.persist,
                     sealer: Sealer { crc32c: d.crc32c, sha256: d.sha256, signer },
                     last: None,
                     history: VecDeque::new(),
@@ -825,6 +830,7 @@ struct Applied {
 
 #[derive(Clone)]
 pub struct Follower {
+    persist: bool,
     sealer: Sealer,
     last: Option<Applied>,
     /// Distinct values the follower held and since when (its own clock), oldest first: what
@@ -855,7 +861,9 @@ impl Follower {
             Some(last) if append.round == last.round => self.duplicates += 1,
             _ => {
                 // Durable before acknowledged: the write-ahead rule a `lie` fault breaks.
-                ctx.persist(ENTRY_KEY, encode_entry(append.round, append.index, &append.data));
+                if self.persist {
+                    ctx.persist(ENTRY_KEY, encode_entry(append.round, append.index, &append.data));
+                }
                 self.applied += 1;
                 let now = ctx.now();
                 if self.history.back().is_none_or(|(_, d)| !same_data(d, &append.data)) {
@@ -965,6 +973,7 @@ mod tests {
             data: "balance=9000".into(),
             defences: defences.clone(),
             key_seed: 7,
+            persist: true,
         };
         let mut nodes = config.nodes();
         let QuorumNode::Follower(follower) = nodes.remove(voter.index()) else { panic!("a follower") };

@@ -38,6 +38,7 @@ pub struct RawQuorum {
     pub retry_ms: Option<f64>,
     pub deadline_max_ms: Option<f64>,
     pub key_seed: Option<u64>,
+    pub persist: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -550,6 +550,7 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
         defences: defences(q, deadline, &qp)?,
         // Keys are configuration: the file's seed by default, not the run's `--seed`.
         key_seed: q.key_seed.or(raw.seed).unwrap_or(0),
+        persist: q.persist.unwrap_or(false),
     };
     let names = quorum.node_names();
     let budget = raw

@@ -853,7 +853,7 @@ impl<P: Protocol> Runtime<P> for World<P> {
     fn fsync(&mut self, me: NodeId) {
         let n = &mut self.nodes[me.index()];
         if let Some(by) = n.lie_by {
-            if n.disk.drop_buffered() > 0 {
+            if n.disk.sync_lying() > 0 {
                 self.injector.note_fired(by);
             }
         } else {
