@@ -473,6 +473,7 @@ impl<M: Message> Injector<M> {
     fn judge(&mut self, from: NodeId, to: NodeId, msg: &mut M, extras: &mut Vec<Extra<M>>) -> Verdict {
         let mut extra_ns = 0u64;
         let mut causes = Causes::default();
+        let mut garbled = None;
         let Injector { faults, outgoing_active, incoming_active, .. } = self;
         // Each arm costs a coin or a comparison when it does not fire; what happens when it
         // does (count it, name it as a cause) is written out in the arm, off the common path.
@@ -552,7 +553,8 @@ impl<M: Message> Injector<M> {
                         f.fired += 1;
                         match M::decode(&bytes) {
                             Some(corrupted) => *msg = corrupted,
-                            None => return Verdict::Garble(id),
+                            // Garbage still travels: the receiver's own faults judge it below.
+                            None => garbled = Some(id),
                         }
                         causes.add(id);
                     }
@@ -620,6 +622,9 @@ impl<M: Message> Injector<M> {
                 f.fired += 1;
                 return Verdict::Drop(id);
             }
+        }
+        if let Some(id) = garbled {
+            return Verdict::Garble(id);
         }
         for e in extras.iter_mut() {
             e.extra_ns = e.extra_ns.saturating_add(extra_ns);

@@ -103,7 +103,9 @@ pub fn run_case(
         if !sim.observations().is_empty() {
             for o in sim.observations() {
                 let r = &o.obs;
-                if r.round == 1 {
+                // The chapter's columns describe the first round the run reports (a restarted
+                // leader numbers its rounds from 1 again, so "round 1" may come twice).
+                if row.rounds == 0 {
                     row.acks = r.acks;
                     row.agreed = r.agreed;
                     row.tampered_seen = r.tampered_seen;

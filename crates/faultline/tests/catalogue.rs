@@ -290,6 +290,7 @@ fn reorder_lets_later_messages_overtake() {
 #[test]
 fn skew_offsets_and_drifts_the_nodes_clock() {
     let r = run(FaultKind::Skew { offset: 5_000_000_000, drift_ppm: 100_000.0 }, S1, Time::ZERO, None, 1_000, 0);
+    assert!(!r.caused("send").is_empty(), "what a skewed node sends names its clock");
     // s1 stamps pongs with its local time: 5 s ahead and running 10 % fast.
     for (at, from, _, _, _, local_ns) in r.pongs() {
         if from == S1 {
@@ -307,6 +308,7 @@ fn slow_disk_stalls_the_node_for_each_fsync() {
     let first = r.pongs().into_iter().find(|p| p.1 == S1 && p.3 == Plane::Data).expect("a pong from s1");
     assert!(first.0 >= ms(10 + 1 + 30 + 1), "answered after the fsync: {:?}", first.0);
     assert!(!r.caused("defer").is_empty(), "pings arriving during a stalled fsync wait");
+    assert!(!r.caused("send").is_empty(), "answers sent after a slow fsync name it");
 }
 
 #[test]
@@ -344,6 +346,8 @@ fn stale_answers_from_the_past_while_reporting_success() {
     let last = pongs.last().expect("pongs");
     let truth = r.pongs().into_iter().filter(|p| p.1 == S2 && p.3 == Plane::Data).map(|p| p.2).max().unwrap_or(0);
     assert!(last.2 > 0 && last.2 + 10 < truth, "stale {} vs fresh {truth}", last.2);
+    // Ground truth: every answer s1 gave while stale names the fault.
+    assert!(r.caused("send").iter().filter(|e| e["node"] == "s1").count() >= pongs.len());
     assert!(r.sim.injector().fired(0) > 0);
 }
 
@@ -354,6 +358,8 @@ fn lie_acks_without_durability() {
     assert_eq!(r.sim.disk(S1).read_durable("last"), None, "nothing it acked is durable");
     assert!(r.sim.disk(S1).lost_to_lies() > 0);
     assert!(r.sim.disk(S2).read_durable("last").is_some());
+    // The node reads back what it believes it synced, and its acks name the lie.
+    assert!(r.caused("send").iter().all(|e| e["node"] == "s1") && !r.caused("send").is_empty());
 }
 
 #[test]
@@ -407,4 +413,42 @@ fn restart_recovers_with_only_synced_state() {
     assert!(matches!(starts[1].obs, Obs::Started { last_synced: Some(_) }));
     assert!(r.pongs().iter().any(|p| p.1 == S1 && p.0 > ms(200)), "it answers again");
     assert!(!r.pongs().iter().any(|p| p.1 == S1 && p.0 > ms(103) && p.0 < ms(200)));
+}
+
+#[test]
+fn a_node_half_open_from_the_start_never_starts() {
+    let r = run(FaultKind::HalfOpen, S1, Time::ZERO, None, 300, 0);
+    assert!(!r.sim.observations().iter().any(|o| o.node == S1 && matches!(o.obs, Obs::Started { .. })));
+    assert!(r.pongs().iter().filter(|p| p.1 == S1).all(|p| p.3 == Plane::Probe));
+}
+
+#[test]
+fn garbage_is_still_judged_by_the_receivers_faults() {
+    // s1's pongs are all flipped, and the client's link from s1 is cut: nothing from s1,
+    // garbled or not, reaches the client.
+    let config = SimConfig {
+        seed: 5,
+        limits: Limits { max_time: ms(300), ..Limits::default() },
+        names: ["client", "s1", "s2"].map(String::from).to_vec(),
+        latency: Box::new(|_, _| LatencyDist::Constant(Span::from_millis(1))),
+    };
+    let nodes = vec![
+        Node::Client { seq: 0, large_every: 0 },
+        Node::Server { history: vec![] },
+        Node::Server { history: vec![] },
+    ];
+    let faults = vec![
+        Fault { node: S1, kind: FaultKind::Flip { p: 1.0, bits: 8 }, start: Time::ZERO, end: None },
+        Fault {
+            node: CLIENT,
+            kind: FaultKind::Partition { peers: vec![S1], direction: Direction::Receive },
+            start: Time::ZERO,
+            end: None,
+        },
+    ];
+    let mut sim = Sim::new(config, nodes, faults);
+    sim.run();
+    assert_eq!(sim.stats().garbled, 0, "garbage from s1 is dropped by the partition, not delivered");
+    assert!(sim.injector().fired(1) > 0);
+    assert!(!sim.observations().iter().any(|o| matches!(o.obs, Obs::Pong { from, .. } if from == S1)));
 }

@@ -86,3 +86,21 @@ fn a_seed_draws_the_same_mix_and_other_seeds_differ() {
     let distinct: std::collections::BTreeSet<Vec<String>> = (0..20).map(|seed| s.describe_faults(0, seed)).collect();
     assert_eq!(distinct.len(), 20);
 }
+
+#[test]
+fn fixed_faults_count_against_the_budget_before_the_draw() {
+    let text = r#"
+fault_budget = 1
+[quorum]
+followers = 4
+deadline_ms = 50
+[[cases]]
+name = "mixed"
+faults = [{ node = "f0", kind = "crash", at_ms = 10 }]
+swarm = { faults = 6 }
+"#;
+    let s = Scenario::parse("budget.toml", text, &[]).expect("valid");
+    for seed in 0..50 {
+        assert!(s.faults(0, seed).iter().all(|f| f.node == faultline::protocol::NodeId(1)), "seed {seed}");
+    }
+}

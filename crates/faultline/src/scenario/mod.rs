@@ -182,7 +182,10 @@ impl Scenario {
         let c = &self.cases[case];
         let mut faults = c.faults.clone();
         if let Some(sw) = &c.swarm {
-            faults.extend(swarm::draw(sw, self.quorum.followers + 1, self.fault_budget, seed, case));
+            let mut faulty: Vec<NodeId> = faults.iter().map(|f| f.node).collect();
+            faulty.sort();
+            faulty.dedup();
+            faults.extend(swarm::draw(sw, self.quorum.followers + 1, self.fault_budget, &faulty, seed, case));
         }
         faults
     }

@@ -37,14 +37,26 @@ fn ms(x: u64) -> Span {
 
 /// Draws the mix for `case` under root `seed`. Faulty nodes are chosen first, at most
 /// `budget` of them (all nodes when there is no budget); each fault then lands on one of them.
-pub fn draw(swarm: &Swarm, nodes: usize, budget: Option<usize>, seed: u64, case: usize) -> Vec<Fault> {
+/// `faulty` are the nodes the case's fixed faults already hit: they count against the
+/// budget first.
+pub fn draw(
+    swarm: &Swarm,
+    nodes: usize,
+    budget: Option<usize>,
+    faulty: &[NodeId],
+    seed: u64,
+    case: usize,
+) -> Vec<Fault> {
     let mut rng = stream(seed, Stream::Setup(case as u32));
-    let mut pool: Vec<NodeId> = (0..nodes as u32).map(NodeId).collect();
-    // A seeded Fisher-Yates shuffle, then keep the budget's worth.
+    let mut pool: Vec<NodeId> = (0..nodes as u32).map(NodeId).filter(|n| !faulty.contains(n)).collect();
+    // A seeded Fisher-Yates shuffle of the healthy nodes, after the already faulty ones;
+    // then keep the budget's worth.
     for i in (1..pool.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         pool.swap(i, j);
     }
+    let mut pool: Vec<NodeId> = faulty.iter().copied().chain(pool).collect();
+    pool.dedup();
     pool.truncate(budget.unwrap_or(nodes).max(1).min(nodes));
     let window_ms = (swarm.window.as_nanos() / 1_000_000).max(1);
     (0..swarm.faults)

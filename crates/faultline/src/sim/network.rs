@@ -141,7 +141,7 @@ impl Network {
     /// Reserves an in-flight slot on `from -> to` and draws its latency, or returns `None`
     /// when the link already carries `inflight_cap` messages (the message is then lost, as
     /// a full socket buffer loses it).
-    #[inline]
+    #[inline(always)]
     pub fn admit(&mut self, from: usize, to: usize) -> Option<u64> {
         let link = &mut self.links[from * self.nodes + to];
         if link.inflight >= self.inflight_cap {
@@ -152,7 +152,7 @@ impl Network {
     }
 
     /// Releases the slot a message held once it is delivered or dropped at arrival.
-    #[inline]
+    #[inline(always)]
     pub fn release(&mut self, from: usize, to: usize) {
         let link = &mut self.links[from * self.nodes + to];
         assert!(link.inflight > 0, "released a slot on an idle link {from}->{to}");

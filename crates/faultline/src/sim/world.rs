@@ -330,6 +330,9 @@ pub struct World<P: Protocol> {
     injector: Injector<P::Msg>,
     /// Extra messages faults emit while one send is judged; reused to avoid allocating.
     extras: Vec<Extra<P::Msg>>,
+    /// Node-state faults that shaped the handler now running (a skewed clock, a stale
+    /// read, a lying or slow fsync): every message it sends and timer it sets names them.
+    ambient: Causes,
     limits: Limits,
     stats: Stats,
     observations: Vec<Observed<P::Obs>>,
@@ -364,6 +367,7 @@ impl<P: Protocol> Sim<P> {
             network,
             injector: Injector::new(seed, n, faults.clone()),
             extras: Vec::new(),
+            ambient: Causes::default(),
             limits: config.limits,
             stats: Stats::default(),
             observations: Vec::new(),
@@ -480,6 +484,11 @@ impl<P: Protocol> Sim<P> {
         }
         if w.nodes[node.index()].paused_until > w.now {
             w.hold(node, Event::Start(node));
+            return;
+        }
+        if let Some(by) = w.nodes[node.index()].half_open_by {
+            // A hung application does not start until it comes back.
+            w.hold_for(node, Event::Start(node), by);
             return;
         }
         w.trace(node, Kind::Start, None, None, Causes::default());
@@ -618,7 +627,12 @@ impl<P: Protocol> Sim<P> {
     /// Runs one handler of `node` with a context whose effects apply to the world at once.
     #[inline]
     fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut P, &mut Context<'_, P>)) {
-        let now = self.world.nodes[node.index()].local(self.world.now);
+        let n = &self.world.nodes[node.index()];
+        let now = n.local(self.world.now);
+        self.world.ambient = match n.skew {
+            Some((by, _, _)) => Causes::one(by),
+            None => Causes::default(),
+        };
         let mut ctx = Context::new(node, now, &mut self.world);
         handler(&mut self.protocols[node.index()], &mut ctx);
     }
@@ -717,7 +731,9 @@ impl<P: Protocol> World<P> {
                 }
                 Verdict::Pass { extra_ns: e, causes: c } => {
                     extra_ns = e;
-                    causes = c;
+                    for id in c.iter() {
+                        causes.add(id);
+                    }
                 }
             }
         }
@@ -807,12 +823,13 @@ impl<P: Protocol> Runtime<P> for World<P> {
         );
         self.stats.sends += 1;
         let depart = self.now.max(self.nodes[from.index()].busy_until);
+        let ambient = self.ambient;
         if self.injector.is_quiet(from, to) {
             // No fault in its window judges this link: straight onto the wire.
-            self.put_on_wire(from, to, msg, depart, Causes::default(), 0);
+            self.put_on_wire(from, to, msg, depart, ambient, 0);
             return;
         }
-        self.transmit(from, to, msg, depart, true, Causes::default(), 0);
+        self.transmit(from, to, msg, depart, true, ambient, 0);
         if !self.extras.is_empty() {
             // Duplicates, replays and forgeries: sent after the original, not judged again.
             let mut extras = std::mem::take(&mut self.extras);
@@ -830,7 +847,7 @@ impl<P: Protocol> Runtime<P> for World<P> {
         node.next_timer += 1;
         node.pending_timers.push(id);
         let at = self.now.max(node.busy_until) + node.virtual_span(after);
-        self.queue.push(at, Event::Timer { node: me, id, timer, causes: Causes::default() });
+        self.queue.push(at, Event::Timer { node: me, id, timer, causes: self.ambient });
         id
     }
 
@@ -855,6 +872,7 @@ impl<P: Protocol> Runtime<P> for World<P> {
         if let Some(by) = n.lie_by {
             if n.disk.sync_lying() > 0 {
                 self.injector.note_fired(by);
+                self.ambient.add(by);
             }
         } else {
             n.disk.sync();
@@ -864,6 +882,7 @@ impl<P: Protocol> Runtime<P> for World<P> {
             // nothing else meanwhile; what it sends after the fsync leaves then.
             let stall = Span::from_nanos(self.injector.sample(by));
             self.injector.note_fired(by);
+            self.ambient.add(by);
             let n = &mut self.nodes[me.index()];
             n.busy_until = self.now.max(n.busy_until) + stall;
             if n.busy_until > n.paused_until {
@@ -880,6 +899,7 @@ impl<P: Protocol> Runtime<P> for World<P> {
     fn stale(&mut self, me: NodeId) -> Option<Span> {
         let (by, age) = self.nodes[me.index()].stale?;
         self.injector.note_fired(by);
+        self.ambient.add(by);
         Some(age)
     }
 }
