@@ -177,12 +177,17 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
     match command {
         Command::Demo { seed, format, coordinator } => {
             let (scenario, reproduce) = match &coordinator {
-                None => (Scenario::chapter(), format!("faultline demo --seed {seed}")),
+                // The demo's scenarios ship as files too: a failing case replays with `run`,
+                // which takes --case.
+                None => (Scenario::chapter(), format!("faultline run scenarios/chapter.toml --seed {seed}")),
                 Some(name) => {
                     let choice = Override { key: "quorum.coordinator".into(), value: format!("{name:?}") };
                     (
                         Scenario::parse("scenarios/chapter-extended.toml", CHAPTER_EXTENDED_TOML, &[choice])?,
-                        format!("faultline demo --seed {seed} --coordinator {name}"),
+                        format!(
+                            "faultline run scenarios/chapter-extended.toml --seed {seed} --set quorum.coordinator={}",
+                            shell_quote(name)
+                        ),
                     )
                 }
             };

@@ -587,3 +587,37 @@ fn sweep_with_violations_exits_1_and_reproduces_the_first_seed() {
     let again = faultline(&words);
     assert_eq!(again.code, Some(1), "{again:?}");
 }
+
+#[test]
+fn demo_with_a_coordinator_runs_the_extended_table() {
+    let naive = faultline(&["demo", "--coordinator", "naive"]);
+    assert_eq!(naive.code, Some(0), "{naive:?}");
+    let names: Vec<&str> = naive.stdout.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(
+        names,
+        [
+            "healthy",
+            "crash-1",
+            "crash-2",
+            "omission",
+            "timing",
+            "byzantine-1",
+            "byzantine-2",
+            "flip",
+            "equivocate",
+            "lie",
+            "stale",
+            "forge"
+        ]
+    );
+    // The content quorum names the tamperer it outvoted; the naive coordinator names nobody.
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&faultline(args).stdout).expect("json") };
+    let cq = json(&["demo", "--coordinator", "content-quorum", "--format", "json"]);
+    let byz = cq["rows"].as_array().unwrap().iter().find(|r| r["name"] == "byzantine-1").expect("row");
+    assert_eq!(byz["agreed"], true);
+    assert!(byz["rejected"].as_array().unwrap().iter().any(|r| r["follower"] == "f0"), "{byz}");
+    let nv = json(&["demo", "--coordinator", "naive", "--format", "json"]);
+    let byz = nv["rows"].as_array().unwrap().iter().find(|r| r["name"] == "byzantine-1").expect("row");
+    assert!(byz["rejected"].as_array().unwrap().is_empty(), "{byz}");
+    assert_eq!(faultline(&["demo", "--coordinator", "bogus"]).code, Some(2));
+}
