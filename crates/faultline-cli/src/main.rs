@@ -237,11 +237,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 .map(|&c| Drawn { case: s.cases[c].name.clone(), faults: s.describe_faults(c, seed) })
                 .collect();
             print_rows(out, seed, &rows, &drawn, format)?;
-            let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
-            for o in &overrides {
-                repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
-            }
-            Ok(verdict(&rows, &repro))
+            Ok(verdict(&rows, &reproduce_run(&scenario, seed, &overrides)))
         }
         Command::Sweep { scenario, seeds, vary, overrides, threads, format } => {
             let variants = variants(&scenario, &overrides, vary.as_deref())?;
@@ -273,10 +269,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             let mut outcome = Outcome::Ok;
             for r in rows.iter().filter(|r| r.violating_seeds > 0) {
                 let seed = r.first_violating_seed.expect("a violating row names its first seed");
-                let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
-                for o in &overrides {
-                    repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
-                }
+                let mut repro = reproduce_run(&scenario, seed, &overrides);
                 if let Some(v) = &r.vary {
                     repro.push_str(&format!(" --set {}", shell_quote(v)));
                 }
@@ -403,6 +396,15 @@ struct RunOutput<'a> {
     /// The chapter's columns first (name, acks, followers, quorum, agreed, tampered_seen,
     /// winning_data), then the run's totals and violations.
     rows: &'a [Row],
+}
+
+/// The `faultline run` command that replays `scenario` with `seed` and `overrides`.
+fn reproduce_run(scenario: &Path, seed: u64, overrides: &[Override]) -> String {
+    let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
+    for o in overrides {
+        repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
+    }
+    repro
 }
 
 /// Quotes `word` for a POSIX shell when it needs it, so a `reproduce:` line can be pasted
