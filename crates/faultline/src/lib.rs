@@ -8,6 +8,7 @@
 //! - [`trace`]: every event of a run, with ground truth about which fault caused it;
 //! - [`scenario`]: scenario files: loading, validation, overrides, and running them;
 //! - [`check`]: invariants evaluated over a run's observations;
+//! - [`detect`]: failure detectors (fixed timeout, Akka's and Cassandra's φ accrual) and their QoS;
 //! - [`report`]: rows, sweeps and benchmarks, rendered as tables or JSON.
 //!
 //! A run is a pure function of its scenario and seed:
@@ -24,6 +25,7 @@
 //! ```
 
 pub mod check;
+pub mod detect;
 pub mod fault;
 pub mod protocol;
 pub mod report;
