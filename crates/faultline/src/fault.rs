@@ -92,7 +92,9 @@ pub enum FaultKind {
     OmitLarge { direction: Direction, bytes: usize },
     /// Lose messages between the node and `peers`: `Send` cuts node -> peers, `Receive`
     /// cuts peers -> node, `General` both.
-    Partition { peers: Vec<NodeId>, direction: Direction },
+    /// Lose messages on the links between the node and `peers`, each with probability `p`
+    /// (1: a clean cut; below 1: a lossy link, e.g. one bad cable or NIC queue).
+    Partition { peers: Vec<NodeId>, direction: Direction, p: f64 },
     /// Deliver a second copy of a sent message with probability `p`.
     Duplicate { p: f64 },
     /// With probability `p`, hold a sent message back by a delay from `extra`, so later
@@ -328,7 +330,8 @@ fn probability(kind: &FaultKind) -> f64 {
         | FaultKind::Replay { p }
         | FaultKind::Flip { p, .. }
         | FaultKind::Forge { p, .. }
-        | FaultKind::Gray { p, .. } => *p,
+        | FaultKind::Gray { p, .. }
+        | FaultKind::Partition { p, .. } => *p,
         _ => 0.0,
     }
 }
@@ -498,8 +501,8 @@ impl<M: Message> Injector<M> {
                         return Verdict::Drop(id);
                     }
                 }
-                FaultKind::Partition { peers, direction } => {
-                    if direction.loses_outgoing() && peers.contains(&to) {
+                FaultKind::Partition { peers, direction, .. } => {
+                    if direction.loses_outgoing() && peers.contains(&to) && f.coin.flip(&mut f.rng) {
                         f.fired += 1;
                         return Verdict::Drop(id);
                     }
@@ -603,7 +606,9 @@ impl<M: Message> Injector<M> {
                 FaultKind::Omit { .. } => f.coin.flip(&mut f.rng),
                 FaultKind::OmitEveryNth { .. } => f.nth.tick(),
                 FaultKind::OmitLarge { bytes, .. } => msg.wire_size() > *bytes,
-                FaultKind::Partition { peers, direction } => direction.loses_incoming() && peers.contains(&from),
+                FaultKind::Partition { peers, direction, .. } => {
+                    direction.loses_incoming() && peers.contains(&from) && f.coin.flip(&mut f.rng)
+                }
                 FaultKind::Gray { .. } if msg.plane() == Plane::Data => {
                     if f.coin.flip(&mut f.rng) {
                         true
@@ -783,8 +788,10 @@ pub fn describe(id: usize, fault: &Fault, names: &[String]) -> String {
         | FaultKind::Replay { p } => write!(s, " p={p:.3}"),
         FaultKind::OmitEveryNth { direction, n } => write!(s, " n={n} direction={}", dir(direction)),
         FaultKind::OmitLarge { direction, bytes } => write!(s, " bytes={bytes} direction={}", dir(direction)),
-        FaultKind::Partition { peers, direction } => {
-            write!(s, " peers={} direction={}", peers.iter().map(name).collect::<Vec<_>>().join(","), dir(direction))
+        FaultKind::Partition { peers, direction, p } => {
+            let peers = peers.iter().map(name).collect::<Vec<_>>().join(",");
+            let lossy = if *p < 1.0 { format!(" p={p:.3}") } else { String::new() };
+            write!(s, " peers={peers} direction={}{lossy}", dir(direction))
         }
         FaultKind::Reorder { p, extra } => write!(s, " p={p:.3} extra={}", dist(extra)),
         FaultKind::Delay { extra } | FaultKind::SlowDisk { extra } => write!(s, " extra={}", dist(extra)),
@@ -827,7 +834,7 @@ mod catalogue_tests {
             FaultKind::Omit { direction: Direction::General, p: 0.0 },
             FaultKind::OmitEveryNth { direction: Direction::Send, n: 1 },
             FaultKind::OmitLarge { direction: Direction::Send, bytes: 1 },
-            FaultKind::Partition { peers: vec![], direction: Direction::General },
+            FaultKind::Partition { peers: vec![], direction: Direction::General, p: 1.0 },
             FaultKind::Duplicate { p: 0.0 },
             FaultKind::Reorder { p: 0.0, extra: d.clone() },
             FaultKind::Delay { extra: d.clone() },

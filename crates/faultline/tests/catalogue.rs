@@ -250,7 +250,7 @@ fn omit_large_loses_big_messages_and_keeps_small_ones() {
 fn partition_cuts_one_direction_of_one_link() {
     // The client cannot reach s1 from 100 ms to 300 ms; s2 is untouched.
     let r = run(
-        FaultKind::Partition { peers: vec![S1], direction: Direction::Send },
+        FaultKind::Partition { peers: vec![S1], direction: Direction::Send, p: 1.0 },
         CLIENT,
         ms(100),
         Some(ms(300)),
@@ -441,7 +441,7 @@ fn garbage_is_still_judged_by_the_receivers_faults() {
         Fault { node: S1, kind: FaultKind::Flip { p: 1.0, bits: 8 }, start: Time::ZERO, end: None },
         Fault {
             node: CLIENT,
-            kind: FaultKind::Partition { peers: vec![S1], direction: Direction::Receive },
+            kind: FaultKind::Partition { peers: vec![S1], direction: Direction::Receive, p: 1.0 },
             start: Time::ZERO,
             end: None,
         },

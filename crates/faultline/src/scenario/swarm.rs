@@ -91,9 +91,10 @@ pub fn draw(
                     FaultKind::OmitLarge { direction: direction(&mut rng), bytes: uniform(&mut rng, 0, 64) as usize },
                     true,
                 ),
-                "partition" => {
-                    (FaultKind::Partition { peers: vec![other(&mut rng)], direction: direction(&mut rng) }, true)
-                }
+                "partition" => (
+                    FaultKind::Partition { peers: vec![other(&mut rng)], direction: direction(&mut rng), p: 1.0 },
+                    true,
+                ),
                 "duplicate" => (FaultKind::Duplicate { p: unit(&mut rng) * 0.5 }, true),
                 "reorder" => (FaultKind::Reorder { p: unit(&mut rng) * 0.5, extra: delay(&mut rng, 50) }, true),
                 "delay" => (FaultKind::Delay { extra: delay(&mut rng, 300) }, true),

@@ -6,9 +6,10 @@ use std::fmt;
 
 use super::raw::{RawCase, RawDist, RawFault, RawQuorum, RawScenario};
 use super::swarm::Swarm;
-use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, Scenario};
+use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, Scenario, Workload};
 use crate::fault::{Direction, Fault, FaultKind};
 use crate::protocol::NodeId;
+use crate::protocol::heartbeat::{DataProbeConfig, HeartbeatConfig, SwimConfig};
 use crate::protocol::quorum::{Coordinator, Defences, QuorumConfig, SignatureScheme};
 use crate::sim::network::LatencyDist;
 use crate::sim::time::{Span, Time};
@@ -308,7 +309,7 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
             FaultKind::OmitLarge { direction: direction("general")?, bytes }
         }
         "partition" => {
-            allow(&["direction", "peers"])?;
+            allow(&["direction", "peers", "p"])?;
             let Some(peers) = &raw.peers else { return bad(path.key("peers"), "is required") };
             if peers.is_empty() {
                 return bad(path.key("peers"), "names no peer");
@@ -324,7 +325,7 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
                     Ok(id)
                 })
                 .collect::<Check<Vec<_>>>()?;
-            FaultKind::Partition { peers, direction: direction("general")? }
+            FaultKind::Partition { peers, direction: direction("general")?, p: p(Some(1.0))? }
         }
         "duplicate" => {
             allow(&["p"])?;
@@ -531,17 +532,12 @@ fn defences(q: &RawQuorum, deadline: Span, qp: &FieldPath) -> Check<Defences> {
     Ok(d)
 }
 
-pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
-    let top = FieldPath::default();
-    match raw.protocol.as_deref().unwrap_or("quorum") {
-        "quorum" => {}
-        other => return bad(top.key("protocol"), format!("unknown protocol {other:?} (expected quorum)")),
-    }
+fn quorum(raw: &RawScenario, top: &FieldPath) -> Check<QuorumConfig> {
     let Some(q) = &raw.quorum else { return bad(top.key("quorum"), "the [quorum] table is required") };
     let qp = top.key("quorum");
     let followers = count(required(q.followers, qp.key("followers"))?, &qp.key("followers"), 1, MAX_FOLLOWERS as i64)?;
     let deadline = millis(required(q.deadline_ms, qp.key("deadline_ms"))?, &qp.key("deadline_ms"), false)?;
-    let quorum = QuorumConfig {
+    Ok(QuorumConfig {
         followers: followers as usize,
         deadline,
         rounds: count(q.rounds.unwrap_or(1), &qp.key("rounds"), 0, 1_000_000_000)?,
@@ -551,8 +547,99 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
         // Keys are configuration: the file's seed by default, not the run's `--seed`.
         key_seed: q.key_seed.or(raw.seed).unwrap_or(0),
         persist: q.persist.unwrap_or(false),
+    })
+}
+
+/// The heartbeat workload, and how long it runs.
+fn heartbeat(raw: &RawScenario, top: &FieldPath) -> Check<(HeartbeatConfig, Option<Span>)> {
+    let Some(h) = &raw.heartbeat else { return bad(top.key("heartbeat"), "the [heartbeat] table is required") };
+    let hp = top.key("heartbeat");
+    let nodes = count(required(h.nodes, hp.key("nodes"))?, &hp.key("nodes"), 2, MAX_FOLLOWERS as i64 + 1)? as usize;
+    let interval = match (&h.interval_ms, &h.interval) {
+        (Some(_), Some(_)) => return bad(hp.key("interval"), "give interval_ms or interval, not both"),
+        (Some(ms), None) => LatencyDist::Constant(millis(*ms, &hp.key("interval_ms"), false)?),
+        (None, Some(d)) => dist(d, &hp.key("interval"))?,
+        (None, None) => LatencyDist::Constant(Span::from_millis(1000)),
     };
-    let names = quorum.node_names();
+    let duration = h.duration_ms.map(|ms| millis(ms, &hp.key("duration_ms"), false)).transpose()?;
+    let swim = match &h.swim {
+        Some(s) if s.enabled == Some(false) => None,
+        None => Some(SwimConfig::default()),
+        Some(s) => {
+            let sp = hp.key("swim");
+            let d = SwimConfig::default();
+            let swim = SwimConfig {
+                interval: s
+                    .interval_ms
+                    .map(|v| millis(v, &sp.key("interval_ms"), false))
+                    .transpose()?
+                    .unwrap_or(d.interval),
+                timeout: s
+                    .timeout_ms
+                    .map(|v| millis(v, &sp.key("timeout_ms"), false))
+                    .transpose()?
+                    .unwrap_or(d.timeout),
+                indirect: s
+                    .indirect
+                    .map(|v| count(v, &sp.key("indirect"), 0, 64))
+                    .transpose()?
+                    .map_or(d.indirect, |v| v as usize),
+            };
+            if swim.timeout >= swim.interval {
+                return bad(sp.key("timeout_ms"), "must be shorter than the protocol period (interval_ms)");
+            }
+            Some(swim)
+        }
+    };
+    let data_probe = match &h.data_probe {
+        None => None,
+        Some(p) => {
+            let pp = hp.key("data_probe");
+            let d = DataProbeConfig::default();
+            Some(DataProbeConfig {
+                interval: p
+                    .interval_ms
+                    .map(|v| millis(v, &pp.key("interval_ms"), false))
+                    .transpose()?
+                    .unwrap_or(d.interval),
+                timeout: p
+                    .timeout_ms
+                    .map(|v| millis(v, &pp.key("timeout_ms"), false))
+                    .transpose()?
+                    .unwrap_or(d.timeout),
+            })
+        }
+    };
+    Ok((HeartbeatConfig { nodes, interval, swim, data_probe }, duration))
+}
+
+pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
+    let top = FieldPath::default();
+    let (workload, duration) = match raw.protocol.as_deref().unwrap_or("quorum") {
+        "quorum" => {
+            if raw.heartbeat.is_some() {
+                return bad(
+                    top.key("heartbeat"),
+                    "a quorum scenario has no [heartbeat] table (set protocol = \"heartbeat\")",
+                );
+            }
+            (Workload::Quorum(quorum(raw, &top)?), None)
+        }
+        "heartbeat" => {
+            if raw.quorum.is_some() {
+                return bad(top.key("quorum"), "a heartbeat scenario has no [quorum] table");
+            }
+            let (h, duration) = heartbeat(raw, &top)?;
+            (Workload::Heartbeat(h), duration)
+        }
+        other => {
+            return bad(top.key("protocol"), format!("unknown protocol {other:?} (expected quorum or heartbeat)"));
+        }
+    };
+    let names = match &workload {
+        Workload::Quorum(q) => q.node_names(),
+        Workload::Heartbeat(h) => h.node_names(),
+    };
     let budget = raw
         .fault_budget
         .map(|f| count(f, &top.key("fault_budget"), 0, names.len() as i64))
@@ -589,7 +676,11 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
     };
 
     let lp = top.key("limits");
-    let defaults = Limits::default();
+    let mut defaults = Limits::default();
+    if let Some(d) = duration {
+        // The heartbeat workload never goes quiet: its duration is when the run stops.
+        defaults.max_time = Time::ZERO + d;
+    }
     let limits = match &raw.limits {
         None => defaults,
         Some(l) => Limits {
@@ -632,7 +723,7 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
         name: raw.name.clone().unwrap_or_else(|| "scenario".to_owned()),
         description: raw.description.clone(),
         seed: raw.seed,
-        quorum,
+        workload,
         latency,
         links,
         limits,
