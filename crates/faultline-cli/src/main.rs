@@ -10,10 +10,13 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use faultline::detect::eval::{self, DetectorKind};
 use faultline::report::{self, Row, Variant};
-use faultline::scenario::{Override, Scenario};
+use faultline::scenario::{Override, Scenario, Workload};
 use faultline::trace::NdjsonTracer;
 use serde::Serialize;
+
+mod plot;
 
 #[derive(Parser)]
 #[command(name = "faultline", version, about = "See, test and diagnose crash, omission, timing and Byzantine failures")]
@@ -79,6 +82,35 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Measure failure detectors on a heartbeat scenario: detection time, mistake
+    /// recurrence and duration, query accuracy (Chen, Toueg and Aguilera), per detector and
+    /// threshold, over a range of seeds.
+    Detect {
+        scenario: PathBuf,
+        /// Detectors, comma-separated: timeout, phi, cassandra, swim, probe. Default: the
+        /// heartbeat detectors and swim.
+        #[arg(long, value_delimiter = ',', value_parser = detector_names())]
+        detector: Vec<String>,
+        /// Thresholds, comma-separated, for every detector named (timeout: ms; phi and
+        /// cassandra: phi; swim: suspicion multiplier; probe: failed probes in a row).
+        /// Default: ten per detector.
+        #[arg(long, value_delimiter = ',')]
+        threshold: Vec<f64>,
+        /// Seeds as A..B (B excluded) or A..=B (B included).
+        #[arg(long, value_parser = parse_seeds, default_value = "1..101")]
+        seeds: SeedRange,
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        /// Worker threads (results do not depend on it); defaults to the number of cores.
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, value_enum, default_value_t = DetectFormat::Table)]
+        format: DetectFormat,
+        /// Also draw detection time against mistake rate per detector, as SVG (written
+        /// atomically).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+    },
     /// List the fault catalogue: every fault kind a scenario can inject.
     Faults {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -101,6 +133,17 @@ enum Command {
 
 /// The chapter's table, extended: `faultline demo --coordinator`.
 const CHAPTER_EXTENDED_TOML: &str = include_str!("../../../scenarios/chapter-extended.toml");
+
+fn detector_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(DetectorKind::ALL.map(|k| k.name()))
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DetectFormat {
+    Table,
+    Json,
+    Csv,
+}
 
 fn coordinator_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(faultline::protocol::quorum::Coordinator::ALL.map(|c| c.name()))
@@ -198,6 +241,38 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
         Command::Run { scenario, seed, overrides, case, format, trace } => {
             let s = Scenario::load(&scenario, &overrides)?;
             let seed = pick_seed(seed, &s);
+            if let Workload::Heartbeat(h) = &s.workload {
+                if trace.is_some() || case.is_some() {
+                    bail!(
+                        "{}: --trace and --case are for quorum scenarios; this one runs heartbeats",
+                        scenario.display()
+                    );
+                }
+                // One seed, each detector at its production default.
+                let mut detectors = vec![
+                    (DetectorKind::Timeout, vec![4000.0]),
+                    (DetectorKind::Phi, vec![8.0]),
+                    (DetectorKind::Cassandra, vec![8.0]),
+                ];
+                if h.swim.is_some() {
+                    detectors.push((DetectorKind::Swim, vec![4.0]));
+                }
+                if h.data_probe.is_some() {
+                    detectors.push((DetectorKind::Probe, vec![1.0]));
+                }
+                let rows = eval::detect(&s, &detectors, &[seed], &|| ()).map_err(anyhow::Error::msg)?;
+                print_detect(
+                    out,
+                    &s,
+                    seed..seed + 1,
+                    &rows,
+                    match format {
+                        Format::Table => DetectFormat::Table,
+                        Format::Json => DetectFormat::Json,
+                    },
+                )?;
+                return Ok(Outcome::Ok);
+            }
             let cases: Vec<usize> = match &case {
                 None => (0..s.cases.len()).collect(),
                 Some(name) => match s.cases.iter().position(|c| &c.name == name) {
@@ -241,6 +316,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
         }
         Command::Sweep { scenario, seeds, vary, overrides, threads, format } => {
             let variants = variants(&scenario, &overrides, vary.as_deref())?;
+            quorum_only(&scenario, &variants[0].scenario, "sweep")?;
             let jobs =
                 variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
             let bar = if std::io::stderr().is_terminal() {
@@ -282,6 +358,46 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             }
             Ok(outcome)
         }
+        Command::Detect { scenario, detector, threshold, seeds, overrides, threads, format, plot } => {
+            let s = Scenario::load(&scenario, &overrides)?;
+            let h = eval::heartbeat_config(&s).map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
+            let kinds: Vec<DetectorKind> = if detector.is_empty() {
+                let mut k = vec![DetectorKind::Timeout, DetectorKind::Phi, DetectorKind::Cassandra];
+                k.extend(h.swim.is_some().then_some(DetectorKind::Swim));
+                k.extend(h.data_probe.is_some().then_some(DetectorKind::Probe));
+                k
+            } else {
+                let mut k: Vec<DetectorKind> = detector.iter().filter_map(|d| DetectorKind::parse(d)).collect();
+                k.dedup();
+                k
+            };
+            let mut detectors = Vec::new();
+            for k in kinds {
+                let ts = if threshold.is_empty() { k.default_thresholds() } else { threshold.clone() };
+                for &t in &ts {
+                    k.check_threshold(t).map_err(|e| anyhow::anyhow!("--threshold: {e}"))?;
+                }
+                detectors.push((k, ts));
+            }
+            let seed_list: Vec<u64> = seeds.0.clone().collect();
+            let jobs = (seed_list.len() * s.cases.len()) as u64;
+            let bar = if std::io::stderr().is_terminal() {
+                indicatif::ProgressBar::new(jobs)
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
+            let rows = pool
+                .install(|| eval::detect(&s, &detectors, &seed_list, &|| bar.inc(1)))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
+            bar.finish_and_clear();
+            if let Some(path) = &plot {
+                let svg = plot::svg(&s.name, &rows)?;
+                write_atomically(path, |f| Ok(f.write_all(svg.as_bytes())?))?;
+            }
+            print_detect(out, &s, seeds.0, &rows, format)?;
+            Ok(Outcome::Ok)
+        }
         Command::Faults { format } => {
             let catalogue = faultline::fault::catalogue();
             match format {
@@ -303,6 +419,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 overrides.push(Override { key: "quorum.rounds".into(), value: r.to_string() });
             }
             let s = Scenario::load(&scenario, &overrides)?;
+            quorum_only(&scenario, &s, "bench")?;
             let seed = pick_seed(seed, &s);
             let started = Instant::now();
             let rows: Vec<Row> = (0..s.cases.len()).map(|c| report::run_case(&s, c, seed, None).0).collect();
@@ -348,6 +465,132 @@ struct BenchResult {
     wall_s: f64,
     rounds_per_s: f64,
     events_per_s: f64,
+}
+
+/// Refuses a heartbeat scenario for a command that runs the quorum coordinator.
+fn quorum_only(path: &Path, s: &Scenario, command: &str) -> Result<()> {
+    match &s.workload {
+        Workload::Quorum(_) => Ok(()),
+        other => bail!(
+            "{}: faultline {command} runs quorum scenarios; this one runs protocol {:?} (try faultline detect)",
+            path.display(),
+            other.protocol()
+        ),
+    }
+}
+
+/// One output row of `faultline detect`: the JSON and CSV fields.
+#[derive(Serialize)]
+struct DetectOut<'a> {
+    case: &'a str,
+    detector: &'static str,
+    threshold: f64,
+    pairs: u64,
+    crashes: u64,
+    undetected: u64,
+    t_d_ms_p50: Option<f64>,
+    t_d_ms_p99: Option<f64>,
+    t_mr_s: Option<f64>,
+    t_m_ms: Option<f64>,
+    p_a: Option<f64>,
+    false_suspicions: u64,
+}
+
+fn detect_out(r: &eval::DetectRow) -> DetectOut<'_> {
+    let q = &r.qos;
+    DetectOut {
+        case: &r.case,
+        detector: r.detector.name(),
+        threshold: r.threshold,
+        pairs: q.pairs,
+        crashes: q.crashes,
+        undetected: q.undetected(),
+        t_d_ms_p50: q.detection_time_percentile(50.0).map(|s| s.as_millis_f64()),
+        t_d_ms_p99: q.detection_time_percentile(99.0).map(|s| s.as_millis_f64()),
+        t_mr_s: q.mistake_recurrence_mean().map(|s| s.as_millis_f64() / 1e3),
+        t_m_ms: q.mistake_duration_mean().map(|s| s.as_millis_f64()),
+        p_a: q.query_accuracy(),
+        false_suspicions: q.mistakes,
+    }
+}
+
+fn print_detect(
+    out: &mut String,
+    s: &Scenario,
+    seeds: std::ops::Range<u64>,
+    rows: &[eval::DetectRow],
+    format: DetectFormat,
+) -> Result<()> {
+    let rows: Vec<DetectOut<'_>> = rows.iter().map(detect_out).collect();
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+    match format {
+        DetectFormat::Table => {
+            outln!(out, "scenario: {}  seeds: {}..{}", s.name, seeds.start, seeds.end);
+            outln!(
+                out,
+                "{:<14} {:<10} {:>9} {:>10} {:>10} {:>11} {:>10} {:>9} {:>9} {:>10}",
+                "case",
+                "detector",
+                "threshold",
+                "T_D p50 ms",
+                "T_D p99 ms",
+                "undetected",
+                "T_MR s",
+                "T_M ms",
+                "P_A",
+                "mistakes"
+            );
+            for r in &rows {
+                outln!(
+                    out,
+                    "{:<14} {:<10} {:>9} {:>10} {:>10} {:>11} {:>10} {:>9} {:>9} {:>10}",
+                    r.case,
+                    r.detector,
+                    r.threshold,
+                    opt(r.t_d_ms_p50, 1),
+                    opt(r.t_d_ms_p99, 1),
+                    if r.crashes == 0 { "-".to_owned() } else { format!("{}/{}", r.undetected, r.crashes) },
+                    opt(r.t_mr_s, 1),
+                    opt(r.t_m_ms, 1),
+                    opt(r.p_a, 6),
+                    r.false_suspicions
+                );
+            }
+        }
+        DetectFormat::Json => outln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "scenario": s.name, "seeds": [seeds.start, seeds.end], "rows": rows
+            }))?
+        ),
+        DetectFormat::Csv => {
+            outln!(
+                out,
+                "case,detector,threshold,pairs,crashes,undetected,t_d_ms_p50,t_d_ms_p99,t_mr_s,t_m_ms,p_a,false_suspicions"
+            );
+            let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+            for r in &rows {
+                outln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{},{}",
+                    r.case,
+                    r.detector,
+                    r.threshold,
+                    r.pairs,
+                    r.crashes,
+                    r.undetected,
+                    cell(r.t_d_ms_p50),
+                    cell(r.t_d_ms_p99),
+                    cell(r.t_mr_s),
+                    cell(r.t_m_ms),
+                    cell(r.p_a),
+                    r.false_suspicions
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The seed to use: `--seed`, else the file's, else a fresh one (printed with the output).

@@ -78,13 +78,13 @@ pub fn run_case(
     let mut row = Row {
         name: scenario.cases[case].name.clone(),
         acks: 0,
-        followers: scenario.quorum.followers,
-        quorum: scenario.quorum.quorum(),
+        followers: scenario.quorum().followers,
+        quorum: scenario.quorum().quorum(),
         agreed: false,
         tampered_seen: false,
         winning_data: None,
         rejected: Vec::new(),
-        coordinator: scenario.quorum.defences.label(),
+        coordinator: scenario.quorum().defences.label(),
         rounds: 0,
         agreed_rounds: 0,
         acks_total: 0,
@@ -127,7 +127,7 @@ pub fn run_case(
                 row.rejected_total += r.rejected.len() as u64;
                 row.corrupt_counted += r.corrupt_counted as u64;
                 // Checked as the round closes: see `check::acked_not_durable`.
-                if scenario.quorum.persist {
+                if scenario.quorum().persist {
                     row.acked_not_durable += acked_not_durable(r, |v| durable_round(sim.disk(v))).len() as u64;
                 }
                 // Keep the first few violations: the first is what a reader needs.

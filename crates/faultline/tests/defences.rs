@@ -52,8 +52,8 @@ fn the_extended_table_starts_with_the_chapters_six_cases_unchanged() {
     let chapter = Scenario::chapter();
     let naive = extended("naive", &[]);
     // The same coordinator, except that followers persist (the lie row needs a log).
-    assert!(naive.quorum.persist && !chapter.quorum.persist);
-    assert_eq!(QuorumConfig { persist: false, ..naive.quorum.clone() }, chapter.quorum);
+    assert!(naive.quorum().persist && !chapter.quorum().persist);
+    assert_eq!(QuorumConfig { persist: false, ..naive.quorum().clone() }, *chapter.quorum());
     assert_eq!((&naive.latency, &naive.links, &naive.limits), (&chapter.latency, &chapter.links, &chapter.limits));
     assert_eq!(naive.cases[..6], chapter.cases[..]);
     let names: Vec<&str> = naive.cases[6..].iter().map(|c| c.name.as_str()).collect();
@@ -204,7 +204,7 @@ fn signed_rejects_every_forged_ack_over_1000_seeds() {
     let jitter = set("network.latency", r#"{ dist = "uniform", min_ms = 1, max_ms = 10 }"#);
     for scheme in ["ed25519", "hmac"] {
         let s = only(&extended("signed", &[jitter.clone(), set("quorum.signature", scheme)]), "forge");
-        assert_eq!(s.quorum.defences.signature.map(SignatureScheme::name), Some(scheme));
+        assert_eq!(s.quorum().defences.signature.map(SignatureScheme::name), Some(scheme));
         let (forged, counted, bad_signature) = forgeries(&s, 1..=1000);
         println!(
             "forge, {scheme}, seeds 1..=1000: {forged} forged acks, {counted} counted, {bad_signature} bad signature"
@@ -303,24 +303,24 @@ fn the_adaptive_deadline_learns_the_slow_followers_and_timing_stops_failing() {
 #[test]
 fn quorum_options_take_a_preset_and_field_overrides() {
     let s = extended("signed", &[]);
-    let d = &s.quorum.defences;
+    let d = &s.quorum().defences;
     assert!(d.content_quorum && d.crc32c && d.sha256 && d.retry.is_none());
     assert_eq!(d.signature, Some(SignatureScheme::Ed25519));
     let s = extended(
         "signed",
         &[set("quorum.checksum", "crc32c"), set("quorum.signature", "hmac"), set("quorum.retry_ms", "25")],
     );
-    let d = &s.quorum.defences;
+    let d = &s.quorum().defences;
     assert!(d.crc32c && !d.sha256);
     assert_eq!(d.signature, Some(SignatureScheme::Hmac));
     assert_eq!(d.retry.map(|r| r.as_millis_f64()), Some(25.0));
     assert_eq!(d.label(), "content-quorum+crc32c+hmac+retry=25ms");
-    assert_eq!(extended("retrying", &[set("quorum.retry_ms", "0")]).quorum.defences, Default::default());
+    assert_eq!(extended("retrying", &[set("quorum.retry_ms", "0")]).quorum().defences, Default::default());
     // The key seed defaults to the file's seed.
-    assert_eq!(s.quorum.key_seed, 7);
-    assert_eq!(extended("naive", &[set("quorum.key_seed", "3")]).quorum.key_seed, 3);
+    assert_eq!(s.quorum().key_seed, 7);
+    assert_eq!(extended("naive", &[set("quorum.key_seed", "3")]).quorum().key_seed, 3);
     // Under a content quorum the quorum is the Byzantine one: 5 of 7, where a majority is 4.
-    let seven = |c: &str| extended(c, &[set("quorum.followers", "7")]).quorum.quorum();
+    let seven = |c: &str| extended(c, &[set("quorum.followers", "7")]).quorum().quorum();
     assert_eq!((seven("naive"), seven("content-quorum")), (4, 5));
 }
 

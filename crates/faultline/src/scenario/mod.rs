@@ -19,6 +19,8 @@ use toml::de::{DeTable, DeValue};
 
 use crate::fault::Fault;
 use crate::protocol::NodeId;
+use crate::protocol::Protocol;
+use crate::protocol::heartbeat::HeartbeatConfig;
 use crate::protocol::quorum::{QuorumConfig, QuorumNode};
 use crate::sim::network::LatencyDist;
 use crate::sim::world::{Limits, Sim, SimConfig};
@@ -43,13 +45,33 @@ pub struct Scenario {
     pub description: Option<String>,
     /// A seed the file fixes; `--seed` overrides it.
     pub seed: Option<u64>,
-    pub quorum: QuorumConfig,
+    /// The protocol the scenario runs, with its parameters.
+    pub workload: Workload,
     /// One-way latency of every link not listed in `links`.
     pub latency: LatencyDist,
     pub links: Vec<(NodeId, NodeId, LatencyDist)>,
     pub limits: Limits,
     pub fault_budget: Option<usize>,
     pub cases: Vec<Case>,
+}
+
+/// What runs on the nodes: `protocol = "quorum"` (the default) or `"heartbeat"`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Workload {
+    /// The chapter's coordinator: `[quorum]`.
+    Quorum(QuorumConfig),
+    /// The failure-detector workload: `[heartbeat]` (see [`crate::detect`]).
+    Heartbeat(HeartbeatConfig),
+}
+
+impl Workload {
+    /// The `protocol` value that selects it.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            Workload::Quorum(_) => "quorum",
+            Workload::Heartbeat(_) => "heartbeat",
+        }
+    }
 }
 
 /// One row of a scenario: the same cluster under one set of faults.
@@ -153,13 +175,37 @@ impl Scenario {
         })
     }
 
-    /// The node names of this scenario: `leader`, `f0`, `f1`, ...
+    /// The node names of this scenario: `leader`, `f0`, `f1`, ... for the coordinator,
+    /// `n0`, `n1`, ... for the heartbeat workload.
     pub fn node_names(&self) -> Vec<String> {
-        self.quorum.node_names()
+        match &self.workload {
+            Workload::Quorum(q) => q.node_names(),
+            Workload::Heartbeat(h) => h.node_names(),
+        }
+    }
+
+    /// The coordinator's parameters.
+    ///
+    /// # Panics
+    /// If the scenario runs another protocol: callers check [`Scenario::workload`] first
+    /// (the command line does, and says which command runs the scenario instead).
+    pub fn quorum(&self) -> &QuorumConfig {
+        match &self.workload {
+            Workload::Quorum(q) => q,
+            other => panic!("scenario {:?} runs {}, not the quorum coordinator", self.name, other.protocol()),
+        }
     }
 
     /// Builds the simulation of case `case` with root seed `seed`.
+    ///
+    /// # Panics
+    /// As [`Scenario::quorum`], on a scenario of another protocol.
     pub fn build(&self, case: usize, seed: u64) -> Sim<QuorumNode> {
+        self.build_with(self.quorum().nodes(), case, seed)
+    }
+
+    /// Builds the simulation of case `case` over the given state machines, one per node.
+    pub fn build_with<P: Protocol>(&self, nodes: Vec<P>, case: usize, seed: u64) -> Sim<P> {
         let links = self.links.clone();
         let default = self.latency.clone();
         let config = SimConfig {
@@ -174,7 +220,7 @@ impl Scenario {
                     .map_or_else(|| default.clone(), |(_, _, d)| d.clone())
             }),
         };
-        Sim::new(config, self.quorum.nodes(), self.faults(case, seed))
+        Sim::new(config, nodes, self.faults(case, seed))
     }
 
     /// The faults case `case` runs with under `seed`: its fixed faults, then its swarm draw.
@@ -185,7 +231,7 @@ impl Scenario {
             let mut faulty: Vec<NodeId> = faults.iter().map(|f| f.node).collect();
             faulty.sort();
             faulty.dedup();
-            faults.extend(swarm::draw(sw, self.quorum.followers + 1, self.fault_budget, &faulty, seed, case));
+            faults.extend(swarm::draw(sw, self.node_names().len(), self.fault_budget, &faulty, seed, case));
         }
         faults
     }

@@ -14,6 +14,7 @@ pub struct RawScenario {
     pub protocol: Option<String>,
     pub fault_budget: Option<i64>,
     pub quorum: Option<RawQuorum>,
+    pub heartbeat: Option<RawHeartbeat>,
     pub network: Option<RawNetwork>,
     pub limits: Option<RawLimits>,
     #[serde(default)]
@@ -39,6 +40,35 @@ pub struct RawQuorum {
     pub deadline_max_ms: Option<f64>,
     pub key_seed: Option<u64>,
     pub persist: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    pub nodes: Option<i64>,
+    /// A constant heartbeat period, or `interval` for a distribution (not both).
+    pub interval_ms: Option<f64>,
+    pub interval: Option<RawDist>,
+    /// Virtual time the run lasts (sets `limits.max_time_ms` unless that is given).
+    pub duration_ms: Option<f64>,
+    pub swim: Option<RawSwim>,
+    pub data_probe: Option<RawDataProbe>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwim {
+    pub enabled: Option<bool>,
+    pub interval_ms: Option<f64>,
+    pub timeout_ms: Option<f64>,
+    pub indirect: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataProbe {
+    pub interval_ms: Option<f64>,
+    pub timeout_ms: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
