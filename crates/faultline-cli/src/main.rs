@@ -92,10 +92,11 @@ enum Command {
         #[arg(long, value_delimiter = ',', value_parser = detector_names())]
         detector: Vec<String>,
         /// Thresholds, comma-separated, for every detector named (timeout: ms; phi and
-        /// cassandra: phi; swim: suspicion multiplier; probe: failed probes in a row).
-        /// Default: ten per detector.
-        #[arg(long, value_delimiter = ',')]
-        threshold: Vec<f64>,
+        /// cassandra: phi; swim: suspicion multiplier; probe: failed probes in a row), or
+        /// for one detector as NAME=V1,V2 (repeat the flag for others). Default: ten per
+        /// detector.
+        #[arg(long, value_name = "[NAME=]V1,V2,...")]
+        threshold: Vec<String>,
         /// Seeds as A..B (B excluded) or A..=B (B included).
         #[arg(long, value_parser = parse_seeds, default_value = "1..101")]
         seeds: SeedRange,
@@ -371,9 +372,50 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 k.dedup();
                 k
             };
+            let mut shared: Option<Vec<f64>> = None;
+            let mut named: Vec<(DetectorKind, Vec<f64>)> = Vec::new();
+            for t in &threshold {
+                let (kind, values) = match t.split_once('=') {
+                    Some((name, values)) => {
+                        let kind = DetectorKind::parse(name.trim()).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--threshold {t:?}: no detector {name:?} (timeout, phi, cassandra, swim, probe)"
+                            )
+                        })?;
+                        (Some(kind), values)
+                    }
+                    None => (None, t.as_str()),
+                };
+                let values = values
+                    .split(',')
+                    .map(|v| {
+                        v.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--threshold {t:?}: {v:?} is not a number"))
+                    })
+                    .collect::<Result<Vec<f64>>>()?;
+                match kind {
+                    Some(k) => named.push((k, values)),
+                    None => shared.get_or_insert_with(Vec::new).extend(values),
+                }
+            }
+            let mut kinds = kinds;
+            for (k, _) in &named {
+                if !kinds.contains(k) {
+                    if !detector.is_empty() {
+                        bail!("--threshold: thresholds for {k}, which --detector does not name");
+                    }
+                    kinds.push(*k);
+                }
+            }
+            if !named.is_empty() && detector.is_empty() && shared.is_none() {
+                // Only named thresholds: measure just those detectors.
+                kinds.retain(|k| named.iter().any(|(n, _)| n == k));
+            }
             let mut detectors = Vec::new();
             for k in kinds {
-                let ts = if threshold.is_empty() { k.default_thresholds() } else { threshold.clone() };
+                let ts = match named.iter().find(|(n, _)| *n == k) {
+                    Some((_, v)) => v.clone(),
+                    None => shared.clone().unwrap_or_else(|| k.default_thresholds()),
+                };
                 for &t in &ts {
                     k.check_threshold(t).map_err(|e| anyhow::anyhow!("--threshold: {e}"))?;
                 }

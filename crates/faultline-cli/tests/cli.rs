@@ -14,6 +14,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 const CHAPTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/chapter.toml");
 const QUORUM_ROUNDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quorum-rounds.toml");
+const DETECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/detectors");
 const MALFORMED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/malformed");
 
 /// The malformed corpus: file, the line the error must point at, the field it must name.
@@ -46,6 +47,9 @@ const MALFORMED: &[(&str, usize, &str)] = &[
     ("duplicate-case-names.toml", 13, "cases[1].name"),
     ("parameter-of-other-kind.toml", 12, "cases[0].faults[0].p"),
     ("until-before-at.toml", 13, "cases[0].faults[0].until_ms"),
+    ("heartbeat-one-node.toml", 6, "heartbeat.nodes"),
+    ("heartbeat-unknown-field.toml", 7, "heartbeat.period_ms"),
+    ("heartbeat-swim-timeout-too-long.toml", 7, "heartbeat.swim.timeout_ms"),
 ];
 
 /// What a finished `faultline` process left behind.
@@ -620,4 +624,100 @@ fn demo_with_a_coordinator_runs_the_extended_table() {
     let byz = nv["rows"].as_array().unwrap().iter().find(|r| r["name"] == "byzantine-1").expect("row");
     assert!(byz["rejected"].as_array().unwrap().is_empty(), "{byz}");
     assert_eq!(faultline(&["demo", "--coordinator", "bogus"]).code, Some(2));
+}
+
+fn detectors(file: &str) -> String {
+    format!("{DETECTORS}/{file}")
+}
+
+/// Fails with exit 2 and one `error:` line on stderr containing `needle`.
+fn usage_error(args: &[&str], needle: &str) {
+    let out = faultline(args);
+    assert_eq!(out.code, Some(2), "faultline {args:?} should exit 2: {out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.starts_with("error: ") && out.stderr.contains(needle), "{needle:?} not in {out:?}");
+}
+
+#[test]
+fn detect_prints_the_qos_fields_per_detector_and_threshold() {
+    let gray = detectors("gray.toml");
+    let stdout = ok(&[
+        "detect",
+        &gray,
+        "--seeds",
+        "1..3",
+        "--threshold",
+        "phi=8",
+        "--threshold",
+        "probe=1,2",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&stdout).expect("JSON");
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 3, "{stdout}");
+    for key in ["detector", "threshold", "t_d_ms_p50", "t_d_ms_p99", "t_mr_s", "t_m_ms", "p_a", "false_suspicions"] {
+        assert!(rows.iter().all(|r| r.get(key).is_some()), "{key} missing: {stdout}");
+    }
+    // The gray node answers heartbeats: phi never suspects it. The data-plane probe does,
+    // at the first failed request (500 ms timeout).
+    let phi = &rows[0];
+    assert_eq!((phi["detector"].as_str(), phi["undetected"].as_u64()), (Some("phi"), phi["crashes"].as_u64()));
+    assert!(phi["t_d_ms_p50"].is_null());
+    let probe = &rows[1];
+    assert_eq!((probe["detector"].as_str(), probe["undetected"].as_u64()), (Some("probe"), Some(0)));
+    assert_eq!(probe["t_d_ms_p50"].as_f64(), Some(500.0));
+    assert_eq!(rows[2]["t_d_ms_p50"].as_f64(), Some(1500.0), "two failed probes in a row: a period later");
+
+    // Same seeds, one thread or two: the same bytes.
+    let csv = |threads: &str| {
+        ok(&["detect", &gray, "--seeds", "1..5", "--threshold", "swim=1,4", "--format", "csv", "--threads", threads])
+    };
+    assert_eq!(csv("1"), csv("2"));
+}
+
+#[test]
+fn detect_draws_an_svg_plot_atomically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svg = dir.path().join("curve.svg");
+    let crash = detectors("crash.toml");
+    ok(&[
+        "detect",
+        &crash,
+        "--seeds",
+        "1..3",
+        "--threshold",
+        "timeout=1500,3000",
+        "--threshold",
+        "phi=4,8",
+        "--plot",
+        svg.to_str().expect("UTF-8 path"),
+    ]);
+    let text = std::fs::read_to_string(&svg).expect("the plot was written");
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{text:.200}");
+    assert!(text.contains("timeout (crash)") && text.contains("phi (crash)"), "legend names the curves");
+    // Nothing failed in a failure-free-only scenario, so there is nothing to plot: an error,
+    // and no file left behind.
+    let lossy = detectors("lossy-link.toml");
+    let none = dir.path().join("none.svg");
+    usage_error(
+        &["detect", &lossy, "--seeds", "1..2", "--threshold", "phi=8", "--plot", none.to_str().unwrap()],
+        "no row has a detection time",
+    );
+    assert!(!none.exists());
+}
+
+#[test]
+fn detect_and_quorum_commands_refuse_each_others_scenarios() {
+    let crash = detectors("crash.toml");
+    usage_error(&["detect", CHAPTER, "--seeds", "1..2"], "needs protocol = \"heartbeat\"");
+    usage_error(&["sweep", &crash, "--seeds", "1..2"], "try faultline detect");
+    usage_error(&["bench", &crash], "try faultline detect");
+    usage_error(&["detect", &crash, "--threshold", "probe=1"], "no data-plane probes");
+    usage_error(&["detect", &crash, "--threshold", "phi=-1"], "phi threshold -1");
+    usage_error(&["detect", &crash, "--threshold", "gossip=1"], "no detector \"gossip\"");
+    // `run` on a heartbeat scenario measures each detector at its production default.
+    let stdout = ok(&["run", &crash, "--seed", "3"]);
+    assert!(stdout.contains("seeds: 3..4") && stdout.contains("swim"), "{stdout}");
 }

@@ -267,6 +267,25 @@ fn partition_cuts_one_direction_of_one_link() {
 }
 
 #[test]
+fn a_lossy_partition_loses_a_fraction_of_one_link() {
+    // p = 0.3 on client -> s1: about 30 % of those pings lost, none on client -> s2.
+    let r = run(
+        FaultKind::Partition { peers: vec![S1], direction: Direction::Send, p: 0.3 },
+        CLIENT,
+        Time::ZERO,
+        None,
+        2_000,
+        0,
+    );
+    let drops = r.caused("drop");
+    assert!(drops.iter().all(|e| e["node"] == "client" && e["peer"] == "s1"));
+    let sent_to_s1 = r.pongs().iter().filter(|p| p.1 == S1).count() + drops.len();
+    let lost = drops.len() as f64 / sent_to_s1 as f64;
+    assert!((0.2..0.4).contains(&lost), "lost {lost} of {sent_to_s1}");
+    assert!(r.pongs().iter().any(|p| p.1 == S1), "most pings still get through");
+}
+
+#[test]
 fn duplicate_delivers_twice() {
     let r = run(FaultKind::Duplicate { p: 1.0 }, S1, Time::ZERO, None, 200, 0);
     let mut copies = std::collections::BTreeMap::<u64, usize>::new();
