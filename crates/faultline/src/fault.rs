@@ -91,9 +91,8 @@ pub enum FaultKind {
     /// Lose messages in `direction` larger than `bytes` on the wire.
     OmitLarge { direction: Direction, bytes: usize },
     /// Lose messages between the node and `peers`: `Send` cuts node -> peers, `Receive`
-    /// cuts peers -> node, `General` both.
-    /// Lose messages on the links between the node and `peers`, each with probability `p`
-    /// (1: a clean cut; below 1: a lossy link, e.g. one bad cable or NIC queue).
+    /// cuts peers -> node, `General` both. Each message on a cut link is lost with
+    /// probability `p` (1: a clean cut; below 1: a lossy link, one bad cable or NIC queue).
     Partition { peers: Vec<NodeId>, direction: Direction, p: f64 },
     /// Deliver a second copy of a sent message with probability `p`.
     Duplicate { p: f64 },
@@ -701,8 +700,8 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         e(
             "partition",
             Omission,
-            &["peers (node names)", "direction (send|receive|general)"],
-            "cuts the links between the node and peers, one way or both",
+            &["peers (node names)", "direction (send|receive|general)", "p (default 1)"],
+            "cuts the links between the node and peers, one way or both, or makes them lossy",
         ),
         e("duplicate", Omission, &["p (per message)"], "delivers a second copy of a sent message with probability p"),
         e(
