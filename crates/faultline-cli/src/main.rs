@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use faultline::detect::eval::{self, DetectorKind};
+use faultline::report::raft::RaftRow;
 use faultline::report::{self, Row, Variant};
 use faultline::scenario::{Override, Scenario, Workload};
 use faultline::trace::NdjsonTracer;
@@ -242,6 +243,40 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
         Command::Run { scenario, seed, overrides, case, format, trace } => {
             let s = Scenario::load(&scenario, &overrides)?;
             let seed = pick_seed(seed, &s);
+            let cases: Vec<usize> = match &case {
+                None => (0..s.cases.len()).collect(),
+                Some(name) => match s.cases.iter().position(|c| &c.name == name) {
+                    Some(i) => vec![i],
+                    None => bail!(
+                        "{}: --case {name:?}: no such case (cases: {})",
+                        scenario.display(),
+                        s.cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                },
+            };
+            if let Workload::Raft(r) = &s.workload {
+                if trace.is_some() {
+                    bail!("{}: --trace is not available for Raft scenarios yet", scenario.display());
+                }
+                let rows: Vec<RaftRow> =
+                    cases.iter().map(|&c| report::raft::run_case(&s, &r.config, c, seed, r.liveness)).collect();
+                print_raft(out, seed, &rows, format)?;
+                let repro = reproduce_run(&scenario, seed, &overrides);
+                let mut outcome = Outcome::Ok;
+                for row in rows.iter().filter(|r| !r.violations.is_empty()) {
+                    let v = &row.violations[0];
+                    eprintln!(
+                        "violation: case {}: {} at {:.3} ms: {}",
+                        row.case,
+                        v.property,
+                        v.t_ns as f64 / 1e6,
+                        v.detail
+                    );
+                    eprintln!("reproduce: {repro} --case {}", shell_quote(&row.case));
+                    outcome = Outcome::Violated;
+                }
+                return Ok(outcome);
+            }
             if let Workload::Heartbeat(h) = &s.workload {
                 if trace.is_some() || case.is_some() {
                     bail!(
@@ -274,17 +309,6 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 )?;
                 return Ok(Outcome::Ok);
             }
-            let cases: Vec<usize> = match &case {
-                None => (0..s.cases.len()).collect(),
-                Some(name) => match s.cases.iter().position(|c| &c.name == name) {
-                    Some(i) => vec![i],
-                    None => bail!(
-                        "{}: --case {name:?}: no such case (cases: {})",
-                        scenario.display(),
-                        s.cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                },
-            };
             let rows = match &trace {
                 None => cases.iter().map(|&c| report::run_case(&s, c, seed, None).0).collect(),
                 Some(path) => write_atomically(path, |file| {
@@ -644,6 +668,76 @@ fn pick_seed(flag: Option<u64>, scenario: &Scenario) -> u64 {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         faultline::sim::rng::splitmix64(nanos ^ u64::from(std::process::id())) % 1_000_000_000
     })
+}
+
+/// Prints a Raft run: per case, its figures, its violations and its timeline.
+fn print_raft(out: &mut String, seed: u64, rows: &[RaftRow], format: Format) -> Result<()> {
+    if format == Format::Json {
+        outln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({ "seed": seed, "rows": rows }))?);
+        return Ok(());
+    }
+    let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    outln!(out, "seed: {seed}");
+    for r in rows {
+        outln!(out, "");
+        outln!(out, "case {}  ({:.1} s simulated, stopped: {:?})", r.case, r.end_ms / 1e3, r.stop);
+        outp!(out, "{}", r.timeline);
+        let leaders: Vec<String> = r.leaders.iter().map(|(t, n, at)| format!("t{t}:{n}@{:.0}ms", at)).collect();
+        outln!(out, "leaders: {}", if leaders.is_empty() { "none".to_owned() } else { leaders.join(" ") });
+        outln!(
+            out,
+            "writes: ok={} failed={} unknown={}  reads: ok={} failed={} unknown={}  committed={}",
+            r.writes.ok,
+            r.writes.failed,
+            r.writes.unknown,
+            r.reads.ok,
+            r.reads.failed,
+            r.reads.unknown,
+            r.committed
+        );
+        outln!(
+            out,
+            "availability={}  commit_latency_ms p50={} p99={}  messages={} per_commit={}",
+            r.availability.map_or("-".to_owned(), |a| format!("{a:.4}")),
+            opt(r.commit_latency_ms_p50),
+            opt(r.commit_latency_ms_p99),
+            r.messages,
+            opt(r.messages_per_commit)
+        );
+        outln!(
+            out,
+            "failover_ms={}  write_unavailable_ms={:.1} (from {:.1} ms)  dual_leader_ms={:.1}  stale_confirmations={}",
+            opt(r.failover_ms),
+            r.write_unavailable_ms,
+            r.write_unavailable_from_ms,
+            r.dual_leader_ms,
+            r.stale_confirmations
+        );
+        outln!(
+            out,
+            "wrong_reads_served={}  corrupt_caught={}  lag_max={:?}",
+            r.wrong_reads_served,
+            r.corrupt_caught,
+            r.lag_max
+        );
+        let end_s = r.lag_times_s.last().copied().unwrap_or(0.0);
+        for (s, series) in r.lag_series.iter().enumerate() {
+            if r.lag_max[s] > 0 {
+                outln!(out, "lag s{s} |{}| max {} entries, 0..{end_s:.0} s", sparkline(series), r.lag_max[s]);
+            }
+        }
+        for v in &r.violations {
+            outln!(out, "VIOLATION {} at {:.3} ms: {}", v.property, v.t_ns as f64 / 1e6, v.detail);
+        }
+    }
+    Ok(())
+}
+
+/// A one-line chart of a series, from ` ` (zero) to `█` (its maximum).
+fn sparkline(series: &[u64]) -> String {
+    const BARS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = series.iter().copied().max().unwrap_or(0).max(1);
+    series.iter().map(|&v| BARS[(v * 8).div_ceil(max) as usize]).collect()
 }
 
 /// Prints a run's rows. `drawn` lists, per swarm case, the faults its seed drew: logged

@@ -14,6 +14,8 @@
 //! disks, which only the simulator can. Reports count it per row (`acked_not_durable`)
 //! rather than failing the run, so that the chapter's `lie` row shows the gap.
 
+pub mod raft;
+
 use serde::Serialize;
 
 use crate::protocol::NodeId;

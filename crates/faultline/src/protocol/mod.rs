@@ -11,6 +11,7 @@
 
 pub mod heartbeat;
 pub mod quorum;
+pub mod raft;
 
 use std::fmt;
 

@@ -6,6 +6,8 @@
 //! are gathered in job order and folded with integer sums, so a sweep's output is the same
 //! for any number of threads.
 
+pub mod raft;
+
 use std::fmt::Write as _;
 
 use rayon::prelude::*;

@@ -22,7 +22,9 @@ use crate::protocol::NodeId;
 use crate::protocol::Protocol;
 use crate::protocol::heartbeat::HeartbeatConfig;
 use crate::protocol::quorum::{QuorumConfig, QuorumNode};
+use crate::protocol::raft::RaftConfig;
 use crate::sim::network::LatencyDist;
+use crate::sim::time::Span;
 use crate::sim::world::{Limits, Sim, SimConfig};
 use raw::RawScenario;
 use validate::{FieldPath, Invalid, Seg};
@@ -62,6 +64,16 @@ pub enum Workload {
     Quorum(QuorumConfig),
     /// The failure-detector workload: `[heartbeat]` (see [`crate::detect`]).
     Heartbeat(HeartbeatConfig),
+    /// Raft with its clients and a downstream resource: `[raft]`.
+    Raft(RaftRun),
+}
+
+/// A Raft scenario's protocol parameters and what its checkers need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RaftRun {
+    pub config: RaftConfig,
+    /// After the last fault heals, a new write must commit within this (liveness).
+    pub liveness: Span,
 }
 
 impl Workload {
@@ -70,6 +82,7 @@ impl Workload {
         match self {
             Workload::Quorum(_) => "quorum",
             Workload::Heartbeat(_) => "heartbeat",
+            Workload::Raft(_) => "raft",
         }
     }
 }
@@ -181,6 +194,16 @@ impl Scenario {
         match &self.workload {
             Workload::Quorum(q) => q.node_names(),
             Workload::Heartbeat(h) => h.node_names(),
+            Workload::Raft(r) => r.config.node_names(),
+        }
+    }
+
+    /// How many nodes, counted from the first, faults may be drawn on by a swarm: Raft's
+    /// servers (not its clients or the downstream resource), every node otherwise.
+    pub fn fault_targets(&self) -> usize {
+        match &self.workload {
+            Workload::Raft(r) => r.config.servers,
+            _ => self.node_names().len(),
         }
     }
 
@@ -231,7 +254,7 @@ impl Scenario {
             let mut faulty: Vec<NodeId> = faults.iter().map(|f| f.node).collect();
             faulty.sort();
             faulty.dedup();
-            faults.extend(swarm::draw(sw, self.node_names().len(), self.fault_budget, &faulty, seed, case));
+            faults.extend(swarm::draw(sw, self.fault_targets(), self.fault_budget, &faulty, seed, case));
         }
         faults
     }

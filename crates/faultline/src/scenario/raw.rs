@@ -15,6 +15,7 @@ pub struct RawScenario {
     pub fault_budget: Option<i64>,
     pub quorum: Option<RawQuorum>,
     pub heartbeat: Option<RawHeartbeat>,
+    pub raft: Option<RawRaft>,
     pub network: Option<RawNetwork>,
     pub limits: Option<RawLimits>,
     #[serde(default)]
@@ -53,6 +54,42 @@ pub struct RawHeartbeat {
     pub duration_ms: Option<f64>,
     pub swim: Option<RawSwim>,
     pub data_probe: Option<RawDataProbe>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRaft {
+    pub servers: Option<i64>,
+    pub clients: Option<i64>,
+    pub heartbeat_ms: Option<f64>,
+    pub election_timeout_ms: Option<f64>,
+    pub max_inflight: Option<i64>,
+    pub max_batch: Option<i64>,
+    pub pre_vote: Option<bool>,
+    pub check_quorum: Option<bool>,
+    /// log, read-index, lease or local.
+    pub read: Option<String>,
+    pub fencing: Option<bool>,
+    pub checksums: Option<bool>,
+    /// A deliberately broken variant: no-term-check, ack-before-fsync, commit-on-minority
+    /// or no-fencing.
+    pub canary: Option<String>,
+    /// A server that campaigns as soon as it first starts, so a scenario knows who leads.
+    pub bootstrap_leader: Option<String>,
+    /// How long after the last fault heals a new write must commit.
+    pub liveness_budget_ms: Option<f64>,
+    pub duration_ms: Option<f64>,
+    pub client: Option<RawRaftClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRaftClient {
+    pub interval_ms: Option<f64>,
+    pub timeout_ms: Option<f64>,
+    pub ops: Option<i64>,
+    pub read_fraction: Option<f64>,
+    pub keys: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

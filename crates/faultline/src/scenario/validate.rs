@@ -6,11 +6,12 @@ use std::fmt;
 
 use super::raw::{RawCase, RawDist, RawFault, RawQuorum, RawScenario};
 use super::swarm::Swarm;
-use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, Scenario, Workload};
+use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, RaftRun, Scenario, Workload};
 use crate::fault::{Direction, Fault, FaultKind};
 use crate::protocol::NodeId;
 use crate::protocol::heartbeat::{DataProbeConfig, HeartbeatConfig, SwimConfig};
 use crate::protocol::quorum::{Coordinator, Defences, QuorumConfig, SignatureScheme};
+use crate::protocol::raft::{Canary, ClientConfig, RaftConfig, ReadPath};
 use crate::sim::network::LatencyDist;
 use crate::sim::time::{Span, Time};
 use crate::sim::world::Limits;
@@ -613,6 +614,110 @@ fn heartbeat(raw: &RawScenario, top: &FieldPath) -> Check<(HeartbeatConfig, Opti
     Ok((HeartbeatConfig { nodes, interval, swim, data_probe }, duration))
 }
 
+/// The Raft workload, how long it runs, and the liveness budget.
+fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, Span)> {
+    let Some(r) = &raw.raft else { return bad(top.key("raft"), "the [raft] table is required") };
+    let rp = top.key("raft");
+    let d = RaftConfig::default();
+    let ms_or = |v: Option<f64>, key: &str, default: Span| -> Check<Span> {
+        v.map(|v| millis(v, &rp.key(key), false)).transpose().map(|s| s.unwrap_or(default))
+    };
+    let servers = r.servers.map(|v| count(v, &rp.key("servers"), 1, 99)).transpose()?.map_or(d.servers, |v| v as usize);
+    let clients =
+        r.clients.map(|v| count(v, &rp.key("clients"), 0, 1000)).transpose()?.map_or(d.clients, |v| v as usize);
+    let read = match r.read.as_deref() {
+        None => d.read,
+        Some("log") => ReadPath::Log,
+        Some("read-index") => ReadPath::ReadIndex,
+        Some("lease") => ReadPath::Lease,
+        Some("local") => ReadPath::Local,
+        Some(other) => {
+            return bad(
+                rp.key("read"),
+                format!("unknown read path {other:?} (expected log, read-index, lease or local)"),
+            );
+        }
+    };
+    let canary = match r.canary.as_deref() {
+        None | Some("none") => None,
+        Some("no-term-check") => Some(Canary::NoTermCheck),
+        Some("ack-before-fsync") => Some(Canary::AckBeforeFsync),
+        Some("commit-on-minority") => Some(Canary::CommitOnMinority),
+        Some("no-fencing") => Some(Canary::NoFencing),
+        Some(other) => {
+            return bad(
+                rp.key("canary"),
+                format!(
+                    "unknown canary {other:?} (expected no-term-check, ack-before-fsync, commit-on-minority or no-fencing)"
+                ),
+            );
+        }
+    };
+    let cp = rp.key("client");
+    let dc = d.client.clone();
+    let client = match &r.client {
+        None => dc,
+        Some(c) => ClientConfig {
+            interval: c
+                .interval_ms
+                .map(|v| millis(v, &cp.key("interval_ms"), false))
+                .transpose()?
+                .unwrap_or(dc.interval),
+            timeout: c.timeout_ms.map(|v| millis(v, &cp.key("timeout_ms"), false)).transpose()?.unwrap_or(dc.timeout),
+            ops: c.ops.map(|v| count(v, &cp.key("ops"), 0, 100_000_000)).transpose()?.unwrap_or(dc.ops),
+            read_fraction: c
+                .read_fraction
+                .map(|v| probability(v, &cp.key("read_fraction")))
+                .transpose()?
+                .unwrap_or(dc.read_fraction),
+            keys: c.keys.map(|v| count(v, &cp.key("keys"), 1, 1_000_000)).transpose()?.map_or(dc.keys, |v| v as u32),
+        },
+    };
+    let config = RaftConfig {
+        servers,
+        clients,
+        heartbeat: ms_or(r.heartbeat_ms, "heartbeat_ms", d.heartbeat)?,
+        election_timeout: ms_or(r.election_timeout_ms, "election_timeout_ms", d.election_timeout)?,
+        max_inflight: r
+            .max_inflight
+            .map(|v| count(v, &rp.key("max_inflight"), 1, 1 << 16))
+            .transpose()?
+            .map_or(d.max_inflight, |v| v as usize),
+        max_batch: r
+            .max_batch
+            .map(|v| count(v, &rp.key("max_batch"), 1, 1 << 16))
+            .transpose()?
+            .map_or(d.max_batch, |v| v as usize),
+        pre_vote: r.pre_vote.unwrap_or(d.pre_vote),
+        check_quorum: r.check_quorum.unwrap_or(d.check_quorum),
+        read,
+        fencing: r.fencing.unwrap_or(d.fencing),
+        checksums: r.checksums.unwrap_or(d.checksums),
+        client,
+        canary,
+        ..d
+    };
+    if config.heartbeat >= config.election_timeout {
+        return bad(rp.key("heartbeat_ms"), "must be shorter than election_timeout_ms");
+    }
+    let mut config = config;
+    if let Some(name) = &r.bootstrap_leader {
+        let names = config.node_names();
+        let id = node(name, &names, &rp.key("bootstrap_leader"))?;
+        if id.index() >= config.servers {
+            return bad(rp.key("bootstrap_leader"), format!("{name} is not a server (s0..s{})", config.servers - 1));
+        }
+        config.bootstrap_leader = Some(id.index());
+    }
+    let duration = r.duration_ms.map(|v| millis(v, &rp.key("duration_ms"), false)).transpose()?;
+    let liveness = ms_or(
+        r.liveness_budget_ms,
+        "liveness_budget_ms",
+        Span::from_nanos(config.election_timeout.as_nanos().saturating_mul(10)),
+    )?;
+    Ok((config, duration, liveness))
+}
+
 pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
     let top = FieldPath::default();
     let (workload, duration) = match raw.protocol.as_deref().unwrap_or("quorum") {
@@ -625,6 +730,14 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
             }
             (Workload::Quorum(quorum(raw, &top)?), None)
         }
+        "raft" => {
+            if raw.quorum.is_some() || raw.heartbeat.is_some() {
+                let key = if raw.quorum.is_some() { "quorum" } else { "heartbeat" };
+                return bad(top.key(key), format!("a raft scenario has no [{key}] table"));
+            }
+            let (config, duration, liveness) = raft(raw, &top)?;
+            (Workload::Raft(RaftRun { config, liveness }), duration)
+        }
         "heartbeat" => {
             if raw.quorum.is_some() {
                 return bad(top.key("quorum"), "a heartbeat scenario has no [quorum] table");
@@ -633,12 +746,16 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
             (Workload::Heartbeat(h), duration)
         }
         other => {
-            return bad(top.key("protocol"), format!("unknown protocol {other:?} (expected quorum or heartbeat)"));
+            return bad(
+                top.key("protocol"),
+                format!("unknown protocol {other:?} (expected quorum, heartbeat or raft)"),
+            );
         }
     };
     let names = match &workload {
         Workload::Quorum(q) => q.node_names(),
         Workload::Heartbeat(h) => h.node_names(),
+        Workload::Raft(r) => r.config.node_names(),
     };
     let budget = raw
         .fault_budget

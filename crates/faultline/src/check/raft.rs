@@ -1,0 +1,317 @@
+//! Raft's safety and liveness properties, checked over a run's observations and the
+//! servers' final durable logs. Every checker returns the first violating event, so a
+//! report can name the property, the virtual time and the node, and a `reproduce:` line
+//! replays it.
+//!
+//! Always (safety), after Ongaro and Ousterhout (2014), Figure 3, plus what a client sees:
+//! - **election safety**: at most one leader per term;
+//! - **log matching**: two final logs that hold an entry with the same index and term are
+//!   identical up to it;
+//! - **state-machine safety**: no two servers apply different commands at one index;
+//! - **leader completeness**: a leader's log, when it is elected, holds every entry applied
+//!   anywhere before;
+//! - **durability**: every write a client was told succeeded is in the final committed log;
+//! - **no stale confirmation**: no operation is confirmed to a client by a leader whose
+//!   term had already been superseded by another leader's election (the split brain of
+//!   the chapter's KapitalKite incident);
+//! - **linearizable reads**: a read returns the value of a write that was applied, and no
+//!   write to that key that completed before the read began is ordered after it (the log
+//!   order of writes is the linearization; reads are checked against it).
+//!
+//! Eventually (liveness): once the last fault has healed, a leader is elected and a new
+//! write commits within a stated budget.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::protocol::NodeId;
+use crate::protocol::raft::{ClientResult, Command, LogEntry, Op, RaftObs};
+use crate::sim::time::{Span, Time};
+use crate::sim::world::Observed;
+
+/// A property that did not hold, at the first event that broke it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RaftViolation {
+    pub property: &'static str,
+    /// Virtual time of the violating event, in nanoseconds.
+    pub t_ns: u64,
+    /// The node whose event broke the property.
+    pub node: u32,
+    pub detail: String,
+}
+
+fn violation(property: &'static str, at: Time, node: NodeId, detail: String) -> RaftViolation {
+    RaftViolation { property, t_ns: at.as_nanos(), node: node.0, detail }
+}
+
+/// Every safety property, in the order above; each gives its first violation, if any.
+pub fn safety(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Vec<RaftViolation> {
+    [
+        election_safety(obs),
+        log_matching(final_logs),
+        state_machine_safety(obs),
+        leader_completeness(obs),
+        durability(obs),
+        no_stale_confirmation(obs),
+        linearizable_reads(obs),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+pub fn election_safety(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+    let mut leaders: BTreeMap<u64, NodeId> = BTreeMap::new();
+    for o in obs {
+        let RaftObs::Leader { term, .. } = &o.obs else { continue };
+        match leaders.get(term) {
+            Some(&first) if first != o.node => {
+                let detail = format!("s{} became leader of term {term}, which s{} already leads", o.node.0, first.0);
+                return Some(violation("election-safety", o.time, o.node, detail));
+            }
+            Some(_) => {}
+            None => {
+                leaders.insert(*term, o.node);
+            }
+        }
+    }
+    None
+}
+
+pub fn log_matching(final_logs: &[Vec<LogEntry>]) -> Option<RaftViolation> {
+    for (a, la) in final_logs.iter().enumerate() {
+        for (b, lb) in final_logs.iter().enumerate().skip(a + 1) {
+            // The last index at which both hold an entry of the same term...
+            let Some(last) = (0..la.len().min(lb.len())).rev().find(|&i| la[i].term == lb[i].term) else {
+                continue;
+            };
+            // ...must be preceded by identical entries.
+            if let Some(i) = (0..=last).find(|&i| la[i] != lb[i]) {
+                let detail = format!(
+                    "s{a} and s{b} both hold index {} from term {}, but differ at index {}: {:?} vs {:?}",
+                    last + 1,
+                    la[last].term,
+                    i + 1,
+                    la[i],
+                    lb[i]
+                );
+                return Some(violation("log-matching", Time::ZERO, NodeId(a as u32), detail));
+            }
+        }
+    }
+    None
+}
+
+pub fn state_machine_safety(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+    let mut applied: BTreeMap<u64, (u64, &Command, NodeId)> = BTreeMap::new();
+    for o in obs {
+        if let RaftObs::Applied { index, term, cmd } = &o.obs {
+            match applied.get(index) {
+                Some(&(t, c, by)) if (t, c) != (*term, cmd) => {
+                    let detail = format!(
+                        "s{} applied {cmd:?} (term {term}) at index {index}, where s{} applied {c:?} (term {t})",
+                        o.node.0, by.0
+                    );
+                    return Some(violation("state-machine-safety", o.time, o.node, detail));
+                }
+                Some(_) => {}
+                None => {
+                    applied.insert(*index, (*term, cmd, o.node));
+                }
+            }
+        }
+    }
+    None
+}
+
+pub fn leader_completeness(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+    // Entries applied so far: index -> term (the first application decides; a conflicting
+    // one is state-machine safety's to report).
+    let mut applied: BTreeMap<u64, u64> = BTreeMap::new();
+    for o in obs {
+        match &o.obs {
+            RaftObs::Applied { index, term, .. } => {
+                applied.entry(*index).or_insert(*term);
+            }
+            RaftObs::Leader { term, log_terms } => {
+                for (&index, &t) in &applied {
+                    if log_terms.get(index as usize - 1) != Some(&t) {
+                        let detail = format!(
+                            "s{} became leader of term {term} without entry {index} (term {t}), applied before",
+                            o.node.0
+                        );
+                        return Some(violation("leader-completeness", o.time, o.node, detail));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The committed log as the run ends: the longest prefix any server applied.
+fn committed(obs: &[Observed<RaftObs>]) -> BTreeMap<u64, &Command> {
+    let mut log = BTreeMap::new();
+    for o in obs {
+        if let RaftObs::Applied { index, cmd, .. } = &o.obs {
+            log.entry(*index).or_insert(cmd);
+        }
+    }
+    log
+}
+
+pub fn durability(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+    let committed = committed(obs);
+    let written: std::collections::BTreeSet<(u32, u64)> = committed
+        .values()
+        .filter_map(|c| match c {
+            Command::Op { client, seq, op: Op::Put { .. } } => Some((*client, *seq)),
+            _ => None,
+        })
+        .collect();
+    let mut puts: BTreeMap<(u32, u64), bool> = BTreeMap::new();
+    for o in obs {
+        match &o.obs {
+            RaftObs::Invoke { client, seq, op: Op::Put { .. } } => {
+                puts.insert((*client, *seq), true);
+            }
+            RaftObs::Outcome { client, seq, result: ClientResult::Ok { .. } }
+                if puts.contains_key(&(*client, *seq)) && !written.contains(&(*client, *seq)) =>
+            {
+                let detail = format!(
+                    "write ({client}, {seq}) was acknowledged to the client but is not in the final committed log"
+                );
+                return Some(violation("durability", o.time, o.node, detail));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+pub fn no_stale_confirmation(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+    let mut highest_leader_term = 0u64;
+    for o in obs {
+        match &o.obs {
+            RaftObs::Leader { term, .. } => highest_leader_term = highest_leader_term.max(*term),
+            RaftObs::Confirmed { term, client, seq, op, .. } if *term < highest_leader_term => {
+                let detail = format!(
+                    "s{} confirmed {op:?} ({client}, {seq}) as leader of term {term}, after a leader of term {highest_leader_term} was elected",
+                    o.node.0
+                );
+                return Some(violation("no-stale-confirmation", o.time, o.node, detail));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// How many confirmations superseded leaders made: the KapitalKite figure.
+pub fn stale_confirmations(obs: &[Observed<RaftObs>]) -> u64 {
+    let mut highest = 0u64;
+    let mut stale = 0;
+    for o in obs {
+        match &o.obs {
+            RaftObs::Leader { term, .. } => highest = highest.max(*term),
+            RaftObs::Confirmed { term, .. } if *term < highest => stale += 1,
+            _ => {}
+        }
+    }
+    stale
+}
+
+pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+    // Log order of the writes: value -> (key, index).
+    let mut write_at: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
+    for (index, cmd) in committed(obs) {
+        if let Command::Op { op: Op::Put { key, value }, .. } = cmd {
+            write_at.entry(*value).or_insert((*key, index));
+        }
+    }
+    // Per key, the highest log index of a write that completed (Ok) so far in real time.
+    let mut completed: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut invoked: BTreeMap<(u32, u64), (Op, u64)> = BTreeMap::new();
+    for o in obs {
+        match &o.obs {
+            RaftObs::Invoke { client, seq, op } => {
+                let floor = match op {
+                    Op::Get { key } => completed.get(key).copied().unwrap_or(0),
+                    Op::Put { .. } => 0,
+                };
+                invoked.insert((*client, *seq), (*op, floor));
+            }
+            RaftObs::Outcome { client, seq, result: ClientResult::Ok { value } } => {
+                let Some((op, floor)) = invoked.get(&(*client, *seq)) else { continue };
+                match op {
+                    Op::Put { key, value: v } => {
+                        if let Some(&(_, index)) = write_at.get(v) {
+                            let c = completed.entry(*key).or_insert(0);
+                            *c = (*c).max(index);
+                        }
+                    }
+                    Op::Get { key } => {
+                        let read_index = match value {
+                            None => 0,
+                            Some(v) => match write_at.get(v) {
+                                Some(&(k, index)) if k == *key => index,
+                                _ => {
+                                    let detail = format!(
+                                        "read of key {key} by ({client}, {seq}) returned {v}, which no committed write to that key wrote"
+                                    );
+                                    return Some(violation("linearizable-reads", o.time, o.node, detail));
+                                }
+                            },
+                        };
+                        if read_index < *floor {
+                            let detail = format!(
+                                "read of key {key} by ({client}, {seq}) returned the write at index {read_index}, but the write at index {floor} had completed before the read began"
+                            );
+                            return Some(violation("linearizable-reads", o.time, o.node, detail));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Liveness: after `healed` (when the last fault ended), a leader exists and a write that
+/// was not applied before `healed` is applied within `budget`. `None` when it held, or when
+/// the run ended before the budget ran out (inconclusive, not a violation).
+pub fn eventually_commits(
+    obs: &[Observed<RaftObs>],
+    healed: Time,
+    budget: Span,
+    run_end: Time,
+) -> Option<RaftViolation> {
+    let deadline = healed + budget;
+    if run_end < deadline {
+        return None;
+    }
+    let before = obs
+        .iter()
+        .filter(|o| o.time <= healed)
+        .filter_map(|o| match &o.obs {
+            RaftObs::Applied { index, .. } => Some(*index),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let progressed = obs.iter().any(|o| {
+        o.time > healed
+            && o.time <= deadline
+            && matches!(&o.obs, RaftObs::Applied { index, cmd: Command::Op { op: Op::Put { .. }, .. }, .. } if *index > before)
+    });
+    if progressed {
+        return None;
+    }
+    let detail = format!(
+        "no new write committed within {budget:?} of the faults healing at {healed:?} (last index applied before: {before})"
+    );
+    Some(violation("eventually-commits", deadline, NodeId(0), detail))
+}
