@@ -341,6 +341,9 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
         }
         Command::Sweep { scenario, seeds, vary, overrides, threads, format } => {
             let variants = variants(&scenario, &overrides, vary.as_deref())?;
+            if let Workload::Raft(_) = &variants[0].scenario.workload {
+                return raft_sweep(out, &scenario, &variants, seeds, &overrides, threads, format);
+            }
             quorum_only(&scenario, &variants[0].scenario, "sweep")?;
             let jobs =
                 variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
@@ -668,6 +671,73 @@ fn pick_seed(flag: Option<u64>, scenario: &Scenario) -> u64 {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         faultline::sim::rng::splitmix64(nanos ^ u64::from(std::process::id())) % 1_000_000_000
     })
+}
+
+/// `faultline sweep` over a Raft scenario: per case (and varied value), the seeds that
+/// violated a property, by property, and availability.
+fn raft_sweep(
+    out: &mut String,
+    path: &Path,
+    variants: &[Variant],
+    seeds: SeedRange,
+    overrides: &[Override],
+    threads: Option<usize>,
+    format: Format,
+) -> Result<Outcome> {
+    let jobs = variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(jobs)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
+    let mut rows = Vec::new();
+    for v in variants {
+        let Workload::Raft(run) = &v.scenario.workload else { unreachable!("every variant runs Raft") };
+        for mut row in pool.install(|| report::raft::sweep(&v.scenario, run, seeds.0.clone(), &|| bar.inc(1))) {
+            row.vary = (!v.label.is_empty()).then(|| v.label.clone());
+            rows.push(row);
+        }
+    }
+    bar.finish_and_clear();
+    match format {
+        Format::Json => outln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "seeds": [seeds.0.start, seeds.0.end], "rows": rows }))?
+        ),
+        Format::Table => {
+            outln!(out, "seeds: {}..{}", seeds.0.start, seeds.0.end);
+            for r in &rows {
+                let availability = r.writes_ok as f64 / r.writes.max(1) as f64;
+                outp!(
+                    out,
+                    "{:<22} {}seeds={} violating_seeds={} availability={availability:.4} messages_per_commit={:.1}",
+                    r.case,
+                    r.vary.as_deref().map_or(String::new(), |v| format!("{v} ")),
+                    r.seeds,
+                    r.violating_seeds,
+                    r.messages as f64 / r.committed.max(1) as f64
+                );
+                for (p, n) in &r.by_property {
+                    outp!(out, " {p}={n}");
+                }
+                outln!(out, "");
+            }
+        }
+    }
+    let mut outcome = Outcome::Ok;
+    for r in rows.iter().filter(|r| r.violating_seeds > 0) {
+        let seed = r.first_violating_seed.expect("a violating row names its first seed");
+        let mut repro = reproduce_run(path, seed, overrides);
+        if let Some(v) = &r.vary {
+            repro.push_str(&format!(" --set {}", shell_quote(v)));
+        }
+        eprintln!("violation: case {}: {} of {} seeds violated a property", r.case, r.violating_seeds, r.seeds);
+        eprintln!("reproduce: {repro} --case {}", shell_quote(&r.case));
+        outcome = Outcome::Violated;
+    }
+    Ok(outcome)
 }
 
 /// Prints a Raft run: per case, its figures, its violations and its timeline.

@@ -191,36 +191,63 @@ pub fn durability(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
     None
 }
 
-pub fn no_stale_confirmation(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
-    let mut highest_leader_term = 0u64;
+/// The operations in the committed log, by `(client, seq)`.
+fn committed_ops(obs: &[Observed<RaftObs>]) -> std::collections::BTreeSet<(u32, u64)> {
+    committed(obs)
+        .values()
+        .filter_map(|c| match c {
+            Command::Op { client, seq, .. } => Some((*client, *seq)),
+            Command::Noop => None,
+        })
+        .collect()
+}
+
+/// Confirmations by a leader that had already been superseded (a leader of a higher term
+/// had been elected) when it decided, of operations that did not go through the committed
+/// log. The decision is the confirmation itself, or, under fencing, the moment the resource
+/// accepted the leader's token for the operation: a fence accepted before the pause and
+/// acknowledged after it was decided by a current leader. A superseded leader may also
+/// rightly confirm an entry a majority accepted in its term (held acks it handles on waking
+/// from a pause): that entry is committed, and in the new leader's log. What it must not do
+/// is decide from its own state once someone else leads.
+fn stale(obs: &[Observed<RaftObs>]) -> Vec<(&Observed<RaftObs>, u64)> {
+    let committed = committed_ops(obs);
+    let mut elections: Vec<(Time, u64)> = Vec::new();
+    let mut fenced: BTreeMap<(u64, u32, u64), Time> = BTreeMap::new();
+    let mut found = Vec::new();
     for o in obs {
         match &o.obs {
-            RaftObs::Leader { term, .. } => highest_leader_term = highest_leader_term.max(*term),
-            RaftObs::Confirmed { term, client, seq, op, .. } if *term < highest_leader_term => {
-                let detail = format!(
-                    "s{} confirmed {op:?} ({client}, {seq}) as leader of term {term}, after a leader of term {highest_leader_term} was elected",
-                    o.node.0
-                );
-                return Some(violation("no-stale-confirmation", o.time, o.node, detail));
+            RaftObs::Leader { term, .. } => elections.push((o.time, *term)),
+            RaftObs::Fenced { token, client, seq, accepted: true } => {
+                fenced.entry((*token, *client, *seq)).or_insert(o.time);
+            }
+            RaftObs::Confirmed { term, client, seq, .. } if !committed.contains(&(*client, *seq)) => {
+                let decided = fenced.get(&(*term, *client, *seq)).copied().unwrap_or(o.time);
+                let higher = elections.iter().filter(|&&(at, t)| at <= decided && t > *term).map(|&(_, t)| t).max();
+                if let Some(h) = higher {
+                    found.push((o, h));
+                }
             }
             _ => {}
         }
     }
-    None
+    found
 }
 
-/// How many confirmations superseded leaders made: the KapitalKite figure.
+pub fn no_stale_confirmation(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+    let (o, highest) = stale(obs).into_iter().next()?;
+    let RaftObs::Confirmed { term, client, seq, op, .. } = &o.obs else { unreachable!("stale yields confirmations") };
+    let detail = format!(
+        "s{} confirmed {op:?} ({client}, {seq}) as leader of term {term}, after a leader of term {highest} was elected, from its own state (the operation is not in the committed log)",
+        o.node.0
+    );
+    Some(violation("no-stale-confirmation", o.time, o.node, detail))
+}
+
+/// How many confirmations superseded leaders made from their own state: the KapitalKite
+/// figure.
 pub fn stale_confirmations(obs: &[Observed<RaftObs>]) -> u64 {
-    let mut highest = 0u64;
-    let mut stale = 0;
-    for o in obs {
-        match &o.obs {
-            RaftObs::Leader { term, .. } => highest = highest.max(*term),
-            RaftObs::Confirmed { term, .. } if *term < highest => stale += 1,
-            _ => {}
-        }
-    }
-    stale
+    stale(obs).len() as u64
 }
 
 pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {

@@ -357,3 +357,87 @@ pub fn timeline(obs: &[Observed<RaftObs>], faults: &[Fault], names: &[String], e
     out.push_str("L leader  . follower  X down (crash, restart)  P paused\n");
     out
 }
+
+/// One case of a Raft scenario over many seeds (and one `--vary` value).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RaftSweepRow {
+    pub case: String,
+    pub vary: Option<String>,
+    pub seeds: u64,
+    /// Seeds with at least one violation, and the first of them.
+    pub violating_seeds: u64,
+    pub first_violating_seed: Option<u64>,
+    /// Per property, the seeds that violated it.
+    pub by_property: BTreeMap<String, u64>,
+    /// Client writes over all seeds: succeeded, and all outcomes.
+    pub writes_ok: u64,
+    pub writes: u64,
+    pub committed: u64,
+    pub messages: u64,
+}
+
+impl RaftSweepRow {
+    fn of(row: &RaftRow) -> RaftSweepRow {
+        let mut by_property = BTreeMap::new();
+        for v in &row.violations {
+            by_property.insert(v.property.to_owned(), 1);
+        }
+        let violated = !row.violations.is_empty();
+        RaftSweepRow {
+            case: row.case.clone(),
+            vary: None,
+            seeds: 1,
+            violating_seeds: violated as u64,
+            first_violating_seed: violated.then_some(row.seed),
+            by_property,
+            writes_ok: row.writes.ok,
+            writes: row.writes.ok + row.writes.failed + row.writes.unknown,
+            committed: row.committed,
+            messages: row.messages,
+        }
+    }
+
+    /// Exact and associative, so a parallel reduce gives the same row for any thread count.
+    fn combine(mut self, other: RaftSweepRow) -> RaftSweepRow {
+        if self.seeds == 0 {
+            return other;
+        }
+        self.seeds += other.seeds;
+        self.violating_seeds += other.violating_seeds;
+        self.first_violating_seed = match (self.first_violating_seed, other.first_violating_seed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (p, n) in other.by_property {
+            *self.by_property.entry(p).or_insert(0) += n;
+        }
+        self.writes_ok += other.writes_ok;
+        self.writes += other.writes;
+        self.committed += other.committed;
+        self.messages += other.messages;
+        self
+    }
+}
+
+/// Runs every case of a Raft scenario over `seeds`, in parallel.
+pub fn sweep(
+    scenario: &Scenario,
+    run: &crate::scenario::RaftRun,
+    seeds: std::ops::Range<u64>,
+    progress: &(dyn Fn() + Sync),
+) -> Vec<RaftSweepRow> {
+    use rayon::prelude::*;
+    (0..scenario.cases.len())
+        .map(|c| {
+            seeds
+                .clone()
+                .into_par_iter()
+                .map(|seed| {
+                    let row = run_case(scenario, &run.config, c, seed, run.liveness);
+                    progress();
+                    RaftSweepRow::of(&row)
+                })
+                .reduce(RaftSweepRow::default, RaftSweepRow::combine)
+        })
+        .collect()
+}

@@ -31,6 +31,8 @@ type Ctx<'a> = Context<'a, RaftNode>;
 const ROUNDS_KEPT: usize = 64;
 /// Client requests a leader keeps waiting at once (proposals, reads, fences, each).
 const WAITING_MAX: usize = 4096;
+/// Writes remembered for stale reads: enough for seconds of a busy cluster.
+const UNDO_KEPT: usize = 65_536;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -144,6 +146,9 @@ pub struct Server {
     commit: u64,
     applied: u64,
     kv: BTreeMap<u32, (u64, Option<Checksum>)>,
+    /// Recent writes, `(applied at, key, value before)`, oldest first: what a `stale` fault
+    /// answers from (the chapter's wallet-5 serving last week's balance).
+    undo: VecDeque<(Time, u32, Option<(u64, Option<Checksum>)>)>,
     sessions: Vec<Session>,
     votes: Vec<bool>,
     election_timer: Option<TimerId>,
@@ -170,6 +175,7 @@ impl Server {
             commit: 0,
             applied: 0,
             kv: BTreeMap::new(),
+            undo: VecDeque::new(),
             sessions: vec![Session::default(); clients],
             votes: vec![false; servers],
             election_timer: None,
@@ -824,7 +830,7 @@ impl Server {
             let index = self.applied;
             ctx.observe(RaftObs::Applied { index, term: entry.term, cmd: entry.cmd.clone() });
             let Command::Op { client, seq, op } = entry.cmd else { continue };
-            let result = self.execute(client, seq, op, entry.checksum);
+            let result = self.execute(ctx.now(), client, seq, op, entry.checksum);
             let Some(lead) = self.lead.as_deref_mut() else { continue };
             let Some(pos) = lead.proposals.iter().position(|(i, _)| *i == index) else { continue };
             let (_, waiting) = lead.proposals.remove(pos);
@@ -842,6 +848,7 @@ impl Server {
     /// superseded retry none.
     fn execute(
         &mut self,
+        now: Time,
         client: u32,
         seq: u64,
         op: Op,
@@ -857,7 +864,11 @@ impl Server {
         }
         let result = match op {
             Op::Put { key, value } => {
-                self.kv.insert(key, (value, checksum));
+                let before = self.kv.insert(key, (value, checksum));
+                if self.undo.len() == UNDO_KEPT {
+                    self.undo.pop_front();
+                }
+                self.undo.push_back((now, key, before));
                 (None, None)
             }
             Op::Get { key } => self.lookup(key),
@@ -870,6 +881,23 @@ impl Server {
 
     fn lookup(&self, key: u32) -> (Option<u64>, Option<Checksum>) {
         self.kv.get(&key).map_or((None, None), |&(v, c)| (Some(v), c))
+    }
+
+    /// What a read of `key` answers: the current value, or under a `stale` fault the value
+    /// as it was `age` ago (as far back as the undo history reaches), reported as current.
+    fn read_value(&self, ctx: &mut Ctx<'_>, key: u32) -> (Option<u64>, Option<Checksum>) {
+        let Some(age) = ctx.stale() else { return self.lookup(key) };
+        let as_of = Time::ZERO + ctx.now().since(Time::ZERO + age);
+        let mut value = self.kv.get(&key).copied();
+        for &(at, k, before) in self.undo.iter().rev() {
+            if at <= as_of {
+                break;
+            }
+            if k == key {
+                value = before;
+            }
+        }
+        value.map_or((None, None), |(v, c)| (Some(v), c))
     }
 
     fn on_client_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, seq: u64, op: Op, checksum: Option<Checksum>) {
@@ -917,12 +945,15 @@ impl Server {
     fn read(&mut self, ctx: &mut Ctx<'_>, waiting: Waiting) {
         let key = waiting.op.key();
         let local = match self.config.read {
-            ReadPath::Local => true,
+            // Local: no check that it still leads (the KapitalKite bug), but like every read
+            // path it waits until it has applied an entry of its own term, so a fresh leader
+            // never answers from a state machine that is behind its log.
+            ReadPath::Local => term_at(&self.log, self.applied) == self.term,
             ReadPath::Lease => self.lease_valid(ctx.now()) && term_at(&self.log, self.commit) == self.term,
             ReadPath::ReadIndex | ReadPath::Log => false,
         };
         if local {
-            let (value, checksum) = self.lookup(key);
+            let (value, checksum) = self.read_value(ctx, key);
             self.respond(ctx, waiting, value, checksum);
             return;
         }
@@ -947,7 +978,7 @@ impl Server {
             lead.reads.drain(..).partition(|r| r.round <= confirmed && r.read_index <= applied);
         lead.reads = waiting;
         for r in ready {
-            let (value, checksum) = self.lookup(r.waiting.op.key());
+            let (value, checksum) = self.read_value(ctx, r.waiting.op.key());
             self.respond(ctx, r.waiting, value, checksum);
         }
     }
