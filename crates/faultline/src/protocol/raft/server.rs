@@ -31,6 +31,9 @@ type Ctx<'a> = Context<'a, RaftNode>;
 const ROUNDS_KEPT: usize = 64;
 /// Client requests a leader keeps waiting at once (proposals, reads, fences, each).
 const WAITING_MAX: usize = 4096;
+/// A value as the state machine keeps it, with its writer's checksum.
+type Stored = (u64, Option<Checksum>);
+
 /// Writes remembered for stale reads: enough for seconds of a busy cluster.
 const UNDO_KEPT: usize = 65_536;
 
@@ -148,7 +151,7 @@ pub struct Server {
     kv: BTreeMap<u32, (u64, Option<Checksum>)>,
     /// Recent writes, `(applied at, key, value before)`, oldest first: what a `stale` fault
     /// answers from (the chapter's wallet-5 serving last week's balance).
-    undo: VecDeque<(Time, u32, Option<(u64, Option<Checksum>)>)>,
+    undo: VecDeque<(Time, u32, Option<Stored>)>,
     sessions: Vec<Session>,
     votes: Vec<bool>,
     election_timer: Option<TimerId>,
