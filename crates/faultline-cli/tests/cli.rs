@@ -14,6 +14,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 const CHAPTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/chapter.toml");
 const QUORUM_ROUNDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quorum-rounds.toml");
+const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios");
 const DETECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/detectors");
 const MALFORMED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/malformed");
 
@@ -50,6 +51,8 @@ const MALFORMED: &[(&str, usize, &str)] = &[
     ("heartbeat-one-node.toml", 6, "heartbeat.nodes"),
     ("heartbeat-unknown-field.toml", 7, "heartbeat.period_ms"),
     ("heartbeat-swim-timeout-too-long.toml", 7, "heartbeat.swim.timeout_ms"),
+    ("raft-unknown-read-path.toml", 8, "raft.read"),
+    ("raft-bootstrap-not-a-server.toml", 7, "raft.bootstrap_leader"),
 ];
 
 /// What a finished `faultline` process left behind.
@@ -720,4 +723,54 @@ fn detect_and_quorum_commands_refuse_each_others_scenarios() {
     // `run` on a heartbeat scenario measures each detector at its production default.
     let stdout = ok(&["run", &crash, "--seed", "3"]);
     assert!(stdout.contains("seeds: 3..4") && stdout.contains("swim"), "{stdout}");
+}
+
+#[test]
+fn a_raft_incident_that_breaks_a_property_exits_1_with_a_reproduce_line() {
+    let kapitalkite = format!("{SCENARIOS}/incidents/kapitalkite-timing.toml");
+    let out = faultline(&["run", &kapitalkite, "--format", "json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(lines[0].starts_with("violation: case gc-pause: no-stale-confirmation at "), "{}", out.stderr);
+    assert_eq!(lines[1], format!("reproduce: faultline run {kapitalkite} --seed 1 --case gc-pause"));
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let row = &v["rows"][0];
+    for key in ["dual_leader_ms", "stale_confirmations", "failover_ms", "write_unavailable_ms", "availability"] {
+        assert!(row.get(key).is_some(), "{key} missing");
+    }
+    assert!(row["stale_confirmations"].as_u64().unwrap() > 0);
+    // The reproduce line replays the same violation.
+    let again = faultline(&["run", &kapitalkite, "--seed", "1", "--case", "gc-pause"]);
+    assert_eq!(again.code, Some(1));
+    assert_eq!(again.stderr.lines().next(), Some(lines[0]));
+    // Fenced, the same pause is harmless: exit 0, and a timeline on the terminal.
+    let fenced = format!("{SCENARIOS}/incidents/kapitalkite-timing-fenced.toml");
+    let stdout = ok(&["run", &fenced]);
+    assert!(stdout.contains("stale_confirmations=0") && stdout.contains("s0   |"), "{stdout}");
+}
+
+#[test]
+fn a_raft_sweep_finds_a_canary_and_names_the_first_seed() {
+    let canaries = format!("{SCENARIOS}/raft-canaries.toml");
+    let out = faultline(&[
+        "sweep",
+        &canaries,
+        "--seeds",
+        "1..4",
+        "--set",
+        "raft.canary=commit-on-minority",
+        "--threads",
+        "2",
+    ]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("minority-partition     seeds=3 violating_seeds=3"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!(
+            "reproduce: faultline run {canaries} --seed 1 --set raft.canary=commit-on-minority --case minority-partition"
+        )),
+        "{}",
+        out.stderr
+    );
+    let clean = ok(&["sweep", &canaries, "--seeds", "1..3"]);
+    assert!(clean.lines().skip(1).all(|l| l.contains("violating_seeds=0")), "{clean}");
 }
