@@ -63,6 +63,8 @@ pub struct RawRaft {
     pub clients: Option<i64>,
     pub heartbeat_ms: Option<f64>,
     pub election_timeout_ms: Option<f64>,
+    /// The election timeout is drawn from [election_timeout_ms, election_timeout_max_ms).
+    pub election_timeout_max_ms: Option<f64>,
     pub max_inflight: Option<i64>,
     pub max_batch: Option<i64>,
     pub pre_vote: Option<bool>,

@@ -701,6 +701,13 @@ fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, 
         return bad(rp.key("heartbeat_ms"), "must be shorter than election_timeout_ms");
     }
     let mut config = config;
+    if let Some(ms) = r.election_timeout_max_ms {
+        let max = millis(ms, &rp.key("election_timeout_max_ms"), false)?;
+        if max <= config.election_timeout {
+            return bad(rp.key("election_timeout_max_ms"), "must be above election_timeout_ms: the timeout is drawn between them");
+        }
+        config.election_timeout_max = Some(max);
+    }
     if let Some(name) = &r.bootstrap_leader {
         let names = config.node_names();
         let id = node(name, &names, &rp.key("bootstrap_leader"))?;

@@ -111,8 +111,10 @@ pub struct RaftConfig {
     pub clients: usize,
     /// Between two heartbeat rounds of a leader.
     pub heartbeat: Span,
-    /// The base election timeout `ET`: each wait is drawn uniformly from `[ET, 2 ET)`.
+    /// The base election timeout `ET`: each wait is drawn uniformly from `[ET, 2 ET)`, or
+    /// from `[ET, election_timeout_max)` when that is set.
     pub election_timeout: Span,
+    pub election_timeout_max: Option<Span>,
     /// AppendEntries carrying entries that may be unacknowledged per follower.
     pub max_inflight: usize,
     /// Entries per AppendEntries.
@@ -144,6 +146,7 @@ impl Default for RaftConfig {
             clients: 2,
             heartbeat: Span::from_millis(100),
             election_timeout: Span::from_millis(1000),
+            election_timeout_max: None,
             max_inflight: 64,
             max_batch: 64,
             pre_vote: false,

@@ -332,7 +332,8 @@ impl Server {
             ctx.cancel_timer(t);
         }
         let base = self.config.election_timeout.as_nanos().max(1);
-        let after = Span::from_nanos(base + ctx.rng().next_u64() % base);
+        let width = self.config.election_timeout_max.map_or(base, |max| max.as_nanos().saturating_sub(base).max(1));
+        let after = Span::from_nanos(base + ctx.rng().next_u64() % width);
         self.election_timer = Some(ctx.set_timer(after, RaftTimer::Election));
     }
 
