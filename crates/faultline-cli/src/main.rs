@@ -255,11 +255,27 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 },
             };
             if let Workload::Raft(r) = &s.workload {
-                if trace.is_some() {
-                    bail!("{}: --trace is not available for Raft scenarios yet", scenario.display());
-                }
-                let rows: Vec<RaftRow> =
-                    cases.iter().map(|&c| report::raft::run_case(&s, &r.config, c, seed, r.liveness)).collect();
+                let rows: Vec<RaftRow> = match &trace {
+                    None => cases.iter().map(|&c| report::raft::run_case(&s, &r.config, c, seed, r.liveness)).collect(),
+                    Some(path) => write_atomically(path, |file| {
+                        let mut rows = Vec::new();
+                        for &c in &cases {
+                            write_case_header(file, &s, c, seed)?;
+                            let tracer = NdjsonTracer::new(std::io::BufWriter::new(file.try_clone()?));
+                            let (row, tracer) = report::raft::run_case_traced(
+                                &s,
+                                &r.config,
+                                c,
+                                seed,
+                                r.liveness,
+                                Some(Box::new(tracer)),
+                            );
+                            tracer.expect("the tracer is handed back").finish().context("writing the trace")?;
+                            rows.push(row);
+                        }
+                        Ok(rows)
+                    })?,
+                };
                 print_raft(out, seed, &rows, format)?;
                 let repro = reproduce_run(&scenario, seed, &overrides);
                 let mut outcome = Outcome::Ok;
@@ -314,13 +330,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 Some(path) => write_atomically(path, |file| {
                     let mut rows = Vec::new();
                     for &c in &cases {
-                        let header = serde_json::json!({
-                            "kind": "case",
-                            "case": s.cases[c].name,
-                            "seed": seed,
-                            "faults": s.describe_faults(c, seed),
-                        });
-                        writeln!(file, "{header}")?;
+                        write_case_header(file, &s, c, seed)?;
                         // The tracer writes through its own handle on the same file; the
                         // handles share one offset, so case blocks follow each other.
                         let tracer = NdjsonTracer::new(std::io::BufWriter::new(file.try_clone()?));
@@ -534,6 +544,18 @@ struct BenchResult {
     wall_s: f64,
     rounds_per_s: f64,
     events_per_s: f64,
+}
+
+/// A trace's header line for case `c`: its name, the seed, and every fault in full.
+fn write_case_header(file: &mut std::fs::File, s: &Scenario, c: usize, seed: u64) -> Result<()> {
+    let header = serde_json::json!({
+        "kind": "case",
+        "case": s.cases[c].name,
+        "seed": seed,
+        "faults": s.describe_faults(c, seed),
+    });
+    writeln!(file, "{header}")?;
+    Ok(())
 }
 
 /// Refuses a heartbeat scenario for a command that runs the quorum coordinator.

@@ -14,6 +14,7 @@ use crate::protocol::raft::{ClientResult, Command, Op, RaftConfig, RaftObs, dura
 use crate::scenario::Scenario;
 use crate::sim::time::{Span, Time};
 use crate::sim::world::{Observed, StopReason};
+use crate::trace::Tracer;
 
 /// One case of a Raft scenario under one seed.
 #[derive(Clone, Debug, Serialize)]
@@ -78,9 +79,25 @@ fn ms(t: Time) -> f64 {
 
 /// Runs case `case` of a Raft scenario and reports it.
 pub fn run_case(scenario: &Scenario, config: &RaftConfig, case: usize, seed: u64, liveness: Span) -> RaftRow {
+    run_case_traced(scenario, config, case, seed, liveness, None).0
+}
+
+/// As [`run_case`], recording every event with `tracer` (handed back afterwards).
+pub fn run_case_traced(
+    scenario: &Scenario,
+    config: &RaftConfig,
+    case: usize,
+    seed: u64,
+    liveness: Span,
+    tracer: Option<Box<dyn Tracer>>,
+) -> (RaftRow, Option<Box<dyn Tracer>>) {
     let faults = scenario.faults(case, seed);
     let mut sim = scenario.build_with(config.nodes(), case, seed);
+    if let Some(t) = tracer {
+        sim.set_tracer(t);
+    }
     let stop = sim.run();
+    let tracer = sim.take_tracer();
     let end = sim.now();
     let obs: Vec<Observed<RaftObs>> = sim.drain_observations().collect();
     let final_logs: Vec<_> = (0..config.servers).map(|s| durable_log(sim.disk(NodeId(s as u32)))).collect();
@@ -167,7 +184,7 @@ pub fn run_case(scenario: &Scenario, config: &RaftConfig, case: usize, seed: u64
     let failover_ms = failover(&faults, &obs).map(|s| s.as_millis_f64());
     let (lag_max, lag_times_s, lag_series) = lag(&obs, config.servers);
     let messages = sim.stats().sends;
-    RaftRow {
+    let row = RaftRow {
         case: scenario.cases[case].name.clone(),
         seed,
         stop,
@@ -193,7 +210,8 @@ pub fn run_case(scenario: &Scenario, config: &RaftConfig, case: usize, seed: u64
         lag_series,
         violations,
         timeline: timeline(&obs, &faults, &names[..config.servers], end),
-    }
+    };
+    (row, tracer)
 }
 
 /// Faults that take a node down: it leads no more, whatever it last believed.

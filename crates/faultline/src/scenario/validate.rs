@@ -704,7 +704,10 @@ fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, 
     if let Some(ms) = r.election_timeout_max_ms {
         let max = millis(ms, &rp.key("election_timeout_max_ms"), false)?;
         if max <= config.election_timeout {
-            return bad(rp.key("election_timeout_max_ms"), "must be above election_timeout_ms: the timeout is drawn between them");
+            return bad(
+                rp.key("election_timeout_max_ms"),
+                "must be above election_timeout_ms: the timeout is drawn between them",
+            );
         }
         config.election_timeout_max = Some(max);
     }
