@@ -9,6 +9,7 @@
 //! One protocol type serves every node of a run; nodes with different roles are variants of
 //! one enum, as in stateright's examples (see [`quorum`]).
 
+mod bytes;
 pub mod heartbeat;
 pub mod quorum;
 pub mod raft;

@@ -45,11 +45,11 @@ use std::rc::Rc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::protocol::bytes::Reader;
 use crate::protocol::{Context, NodeId, Protocol, TimerId};
 use crate::sim::disk::Disk;
 use crate::sim::time::{Span, Time};
 use keys::{KeyRing, NodeSigner};
-use wire::Reader;
 pub use wire::{Ack, Append, Proof, QuorumMsg};
 
 /// The leader is node 0; followers are nodes `1..=followers`, named `f0`, `f1`, ...

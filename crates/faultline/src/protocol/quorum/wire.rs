@@ -8,6 +8,7 @@ use std::rc::Rc;
 use rand::Rng;
 
 use super::{EQUIVOCATE_SUFFIX, Name, TAMPER_SUFFIX, sha256};
+use crate::protocol::bytes::Reader;
 use crate::protocol::{Message, NodeId};
 use crate::sim::rng::SimRng;
 
@@ -156,35 +157,6 @@ impl Ack {
     }
 }
 
-pub(super) struct Reader<'a>(pub(super) &'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.array::<1>().map(|[b]| b)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.array().map(u32::from_le_bytes)
-    }
-    pub(super) fn u64(&mut self) -> Option<u64> {
-        self.array().map(u64::from_le_bytes)
-    }
-    fn data(&mut self) -> Option<Rc<str>> {
-        let len = self.u32()? as usize;
-        std::str::from_utf8(self.take(len)?).ok().map(Rc::from)
-    }
-}
-
 fn decode(bytes: &[u8]) -> Option<QuorumMsg> {
     let mut r = Reader(bytes);
     let (tag, flags) = (r.u8()?, r.u8()?);
@@ -192,10 +164,10 @@ fn decode(bytes: &[u8]) -> Option<QuorumMsg> {
     let msg = match tag {
         TAG_APPEND if flags == 0 => {
             let attempt = r.u32()?;
-            QuorumMsg::Append(Append { round, index, follower: node, attempt, data: r.data()? })
+            QuorumMsg::Append(Append { round, index, follower: node, attempt, data: r.str()? })
         }
         TAG_ACK if flags & !(FLAG_SHA256 | FLAG_SIGNATURE | FLAG_CRC32C) == 0 => {
-            let data = r.data()?;
+            let data = r.str()?;
             let sha256 = if flags & FLAG_SHA256 != 0 { Some(r.array::<32>()?) } else { None };
             let signature = if flags & FLAG_SIGNATURE != 0 {
                 let len = r.u8()? as usize;
@@ -209,7 +181,7 @@ fn decode(bytes: &[u8]) -> Option<QuorumMsg> {
         }
         _ => return None,
     };
-    r.0.is_empty().then_some(msg)
+    r.is_empty().then_some(msg)
 }
 
 impl Message for QuorumMsg {

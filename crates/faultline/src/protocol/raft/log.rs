@@ -18,6 +18,7 @@
 //! past an entry that never became durable, and decoding stops at the first missing entry.
 
 use super::{Command, LogEntry, Op};
+use crate::protocol::bytes::Reader;
 use crate::protocol::raft::wire::Checksum;
 use crate::sim::disk::Disk;
 
@@ -52,7 +53,7 @@ impl Meta {
         let term = r.u64()?;
         let vote = r.u32()?;
         let led = r.u64()?;
-        r.0.is_empty().then_some(Meta { term, voted_for: (vote != u32::MAX).then_some(vote), led })
+        r.is_empty().then_some(Meta { term, voted_for: (vote != u32::MAX).then_some(vote), led })
     }
 }
 
@@ -109,7 +110,7 @@ pub fn decode_entry(bytes: &[u8]) -> Option<LogEntry> {
         1 => Some(Checksum(r.take(32)?.try_into().ok()?)),
         _ => return None,
     };
-    r.0.is_empty().then_some(LogEntry { term, cmd, checksum })
+    r.is_empty().then_some(LogEntry { term, cmd, checksum })
 }
 
 /// Reads a log through `read` (the node's view, or the durable one).
@@ -142,28 +143,6 @@ pub fn durable_term(disk: &Disk) -> u64 {
 /// The vote a server's disk holds durably: the server index it voted for in its durable term.
 pub fn durable_vote(disk: &Disk) -> Option<u32> {
     durable_meta(disk).voted_for
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
 
 #[cfg(test)]
