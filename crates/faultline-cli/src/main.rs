@@ -276,7 +276,12 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                         Ok(rows)
                     })?,
                 };
-                print_raft(out, seed, &rows, format)?;
+                let drawn: Vec<Drawn> = cases
+                    .iter()
+                    .filter(|&&c| s.cases[c].swarm.is_some())
+                    .map(|&c| Drawn { case: s.cases[c].name.clone(), faults: s.describe_faults(c, seed) })
+                    .collect();
+                print_raft(out, seed, &rows, &drawn, format)?;
                 let repro = reproduce_run(&scenario, seed, &overrides);
                 let mut outcome = Outcome::Ok;
                 for row in rows.iter().filter(|r| !r.violations.is_empty()) {
@@ -563,9 +568,13 @@ fn quorum_only(path: &Path, s: &Scenario, command: &str) -> Result<()> {
     match &s.workload {
         Workload::Quorum(_) => Ok(()),
         other => bail!(
-            "{}: faultline {command} runs quorum scenarios; this one runs protocol {:?} (try faultline detect)",
+            "{}: faultline {command} runs quorum scenarios; this one runs protocol {:?} (try {})",
             path.display(),
-            other.protocol()
+            other.protocol(),
+            match other {
+                Workload::Heartbeat(_) => "faultline detect",
+                _ => "faultline run or faultline sweep",
+            }
         ),
     }
 }
@@ -763,13 +772,19 @@ fn raft_sweep(
 }
 
 /// Prints a Raft run: per case, its figures, its violations and its timeline.
-fn print_raft(out: &mut String, seed: u64, rows: &[RaftRow], format: Format) -> Result<()> {
+fn print_raft(out: &mut String, seed: u64, rows: &[RaftRow], drawn: &[Drawn], format: Format) -> Result<()> {
     if format == Format::Json {
-        outln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({ "seed": seed, "rows": rows }))?);
+        let json = serde_json::json!({ "seed": seed, "drawn": drawn, "rows": rows });
+        outln!(out, "{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
     let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
     outln!(out, "seed: {seed}");
+    for d in drawn {
+        for f in &d.faults {
+            outln!(out, "drawn: {} {f}", d.case);
+        }
+    }
     for r in rows {
         outln!(out, "");
         outln!(out, "case {}  ({:.1} s simulated, stopped: {:?})", r.case, r.end_ms / 1e3, r.stop);

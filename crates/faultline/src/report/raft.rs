@@ -116,7 +116,7 @@ pub fn run_case_traced(
         .collect();
 
     // Client outcomes, and write latency.
-    let mut invoked: BTreeMap<(u32, u64), (Time, bool)> = BTreeMap::new();
+    let mut invoked: BTreeMap<(u32, u64), (Time, Op)> = BTreeMap::new();
     let (mut writes, mut reads) = (Outcomes::default(), Outcomes::default());
     let mut latencies: Vec<u64> = Vec::new();
     let mut wrong_reads_served = 0;
@@ -133,11 +133,12 @@ pub fn run_case_traced(
                 }
             }
             RaftObs::Invoke { client, seq, op } => {
-                invoked.insert((*client, *seq), (o.time, matches!(op, Op::Put { .. })));
+                invoked.insert((*client, *seq), (o.time, *op));
             }
             RaftObs::CorruptCaught { .. } => corrupt_caught += 1,
             RaftObs::Outcome { client, seq, result } => {
-                let Some(&(at, is_write)) = invoked.get(&(*client, *seq)) else { continue };
+                let Some(&(at, op)) = invoked.get(&(*client, *seq)) else { continue };
+                let is_write = matches!(op, Op::Put { .. });
                 let tally = if is_write { &mut writes } else { &mut reads };
                 match result {
                     ClientResult::Ok { value } => {
@@ -145,8 +146,8 @@ pub fn run_case_traced(
                         if is_write {
                             latencies.push(o.time.since(at).as_nanos());
                             acked_writes.push(o.time);
-                        } else if let Some(v) = value
-                            && !written.contains_key(v)
+                        } else if let (Some(v), Op::Get { key }) = (value, op)
+                            && written.get(v) != Some(&key)
                         {
                             wrong_reads_served += 1;
                         }
@@ -176,7 +177,7 @@ pub fn run_case_traced(
     }
     if let Some(&last) = acked_writes.last()
         && end.since(last) > gap
-        && invoked.values().any(|&(at, w)| w && at > last)
+        && invoked.values().any(|&(at, op)| matches!(op, Op::Put { .. }) && at > last)
     {
         (gap, gap_from) = (end.since(last), last);
     }
@@ -331,7 +332,13 @@ pub fn timeline(obs: &[Observed<RaftObs>], faults: &[Fault], names: &[String], e
             continue;
         }
         match o.obs {
-            RaftObs::Leader { .. } => since[s] = Some(o.time),
+            RaftObs::Leader { .. } => {
+                // Elected again without a step-down on record (a restart hid it): the
+                // previous term in office still shows.
+                if let Some(from) = since[s].replace(o.time) {
+                    mark(&mut rows, s, from, o.time);
+                }
+            }
             RaftObs::SteppedDown { .. } => {
                 if let Some(from) = since[s].take() {
                     mark(&mut rows, s, from, o.time);
