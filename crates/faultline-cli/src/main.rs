@@ -301,7 +301,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             if let Workload::Heartbeat(h) = &s.workload {
                 if trace.is_some() || case.is_some() {
                     bail!(
-                        "{}: --trace and --case are for quorum scenarios; this one runs heartbeats",
+                        "{}: --trace and --case are for quorum and Raft scenarios; this one runs heartbeats (try faultline detect)",
                         scenario.display()
                     );
                 }
@@ -410,8 +410,12 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 k.extend(h.data_probe.is_some().then_some(DetectorKind::Probe));
                 k
             } else {
-                let mut k: Vec<DetectorKind> = detector.iter().filter_map(|d| DetectorKind::parse(d)).collect();
-                k.dedup();
+                let mut k: Vec<DetectorKind> = Vec::new();
+                for d in detector.iter().filter_map(|d| DetectorKind::parse(d)) {
+                    if !k.contains(&d) {
+                        k.push(d);
+                    }
+                }
                 k
             };
             let mut shared: Option<Vec<f64>> = None;
@@ -435,7 +439,11 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                     })
                     .collect::<Result<Vec<f64>>>()?;
                 match kind {
-                    Some(k) => named.push((k, values)),
+                    // Repeating a detector adds to its list.
+                    Some(k) => match named.iter_mut().find(|(n, _)| *n == k) {
+                        Some((_, list)) => list.extend(values),
+                        None => named.push((k, values)),
+                    },
                     None => shared.get_or_insert_with(Vec::new).extend(values),
                 }
             }
@@ -475,11 +483,12 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 .install(|| eval::detect(&s, &detectors, &seed_list, &|| bar.inc(1)))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
             bar.finish_and_clear();
+            // The table first: a plot that cannot be drawn does not cost the results.
+            print_detect(out, &s, seeds.0, &rows, format)?;
             if let Some(path) = &plot {
                 let svg = plot::svg(&s.name, &rows)?;
                 write_atomically(path, |f| Ok(f.write_all(svg.as_bytes())?))?;
             }
-            print_detect(out, &s, seeds.0, &rows, format)?;
             Ok(Outcome::Ok)
         }
         Command::Faults { format } => {

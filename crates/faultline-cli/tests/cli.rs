@@ -704,11 +704,29 @@ fn detect_draws_an_svg_plot_atomically() {
     // and no file left behind.
     let lossy = detectors("lossy-link.toml");
     let none = dir.path().join("none.svg");
-    usage_error(
-        &["detect", &lossy, "--seeds", "1..2", "--threshold", "phi=8", "--plot", none.to_str().unwrap()],
-        "no row has a detection time",
-    );
+    let out =
+        faultline(&["detect", &lossy, "--seeds", "1..2", "--threshold", "phi=8", "--plot", none.to_str().unwrap()]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.starts_with("error: --plot: no row has a detection time") && out.stderr.lines().count() == 1);
+    assert!(out.stdout.contains("lossy-link     phi"), "the table is printed before the plot fails: {out:?}");
     assert!(!none.exists());
+    // Repeating a detector adds thresholds; naming it twice does not double its rows.
+    let crash = detectors("crash.toml");
+    let stdout = ok(&[
+        "detect",
+        &crash,
+        "--seeds",
+        "1..2",
+        "--detector",
+        "phi,phi",
+        "--threshold",
+        "phi=4",
+        "--threshold",
+        "phi=8",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stdout.lines().count(), 3, "header and two rows: {stdout}");
 }
 
 #[test]

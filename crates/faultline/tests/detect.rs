@@ -139,8 +139,10 @@ fn runs_are_reproducible_and_independent_of_threads() {
     let detectors = [(DetectorKind::Phi, vec![2.0, 8.0]), (DetectorKind::Swim, vec![1.0])];
     let once = detect("gc-pauses.toml", &detectors, 1..4);
     assert_eq!(once, detect("gc-pauses.toml", &detectors, 1..4));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    assert_eq!(once, pool.install(|| detect("gc-pauses.toml", &detectors, 1..4)));
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        assert_eq!(once, pool.install(|| detect("gc-pauses.toml", &detectors, 1..4)), "{threads} threads");
+    }
     // The pauses are seen: n2 is suspected by the four others and, paused, suspects them
     // (8 mistakes a pause; the shortest pause, 1.5 s, occasionally slips under phi = 8).
     let mistakes = row(&once, "gc-pauses", DetectorKind::Phi, 8.0).mistakes;

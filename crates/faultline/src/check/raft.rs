@@ -47,18 +47,22 @@ fn violation(property: &'static str, at: Time, node: NodeId, detail: String) -> 
 
 /// Every safety property, in the order above; each gives its first violation, if any.
 pub fn safety(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Vec<RaftViolation> {
-    [
+    let mut found: Vec<RaftViolation> = [
         election_safety(obs),
         log_matching(final_logs),
         state_machine_safety(obs),
         leader_completeness(obs),
-        durability(obs),
+        durability(obs, final_logs),
         no_stale_confirmation(obs),
         linearizable_reads(obs),
     ]
     .into_iter()
     .flatten()
-    .collect()
+    .collect();
+    // The earliest first: it is the one a reader should look at. (Log matching, which
+    // looks at the final logs, carries time 0 and so comes first when it fails.)
+    found.sort_by_key(|v| v.t_ns);
+    found
 }
 
 pub fn election_safety(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
@@ -126,24 +130,28 @@ pub fn state_machine_safety(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> 
 }
 
 pub fn leader_completeness(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
-    // Entries applied so far: index -> term (the first application decides; a conflicting
-    // one is state-machine safety's to report).
-    let mut applied: BTreeMap<u64, u64> = BTreeMap::new();
+    // Entries applied so far: index -> (term, the highest term any leader had been elected
+    // for when it was first applied). An entry committed by a leader of term at most H must
+    // be in the log of every leader elected for a term above H; a candidate of an older
+    // term that wins late (its held votes arrive after a pause) is not bound by it.
+    let mut applied: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut highest = 0u64;
     for o in obs {
         match &o.obs {
             RaftObs::Applied { index, term, .. } => {
-                applied.entry(*index).or_insert(*term);
+                applied.entry(*index).or_insert((*term, highest));
             }
             RaftObs::Leader { term, log_terms } => {
-                for (&index, &t) in &applied {
-                    if log_terms.get(index as usize - 1) != Some(&t) {
+                for (&index, &(t, bound)) in &applied {
+                    if *term > bound && log_terms.get(index as usize - 1) != Some(&t) {
                         let detail = format!(
-                            "s{} became leader of term {term} without entry {index} (term {t}), applied before",
+                            "s{} became leader of term {term} without entry {index} (term {t}), committed by term {bound} at the latest",
                             o.node.0
                         );
                         return Some(violation("leader-completeness", o.time, o.node, detail));
                     }
                 }
+                highest = highest.max(*term);
             }
             _ => {}
         }
@@ -162,27 +170,43 @@ fn committed(obs: &[Observed<RaftObs>]) -> BTreeMap<u64, &Command> {
     log
 }
 
-pub fn durability(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
-    let committed = committed(obs);
-    let written: std::collections::BTreeSet<(u32, u64)> = committed
-        .values()
-        .filter_map(|c| match c {
-            Command::Op { client, seq, op: Op::Put { .. } } => Some((*client, *seq)),
-            _ => None,
-        })
-        .collect();
-    let mut puts: BTreeMap<(u32, u64), bool> = BTreeMap::new();
+/// Every write a client was told succeeded is in the committed log (the first command
+/// applied at each index) and in the final durable logs of a majority of the servers.
+pub fn durability(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Option<RaftViolation> {
+    let put = |c: &Command| match c {
+        Command::Op { client, seq, op: Op::Put { .. } } => Some((*client, *seq)),
+        _ => None,
+    };
+    let written: std::collections::BTreeSet<(u32, u64)> = committed(obs).values().filter_map(|c| put(c)).collect();
+    // How many servers hold each write on disk at the end (once per server).
+    let mut held: BTreeMap<(u32, u64), usize> = BTreeMap::new();
+    for log in final_logs {
+        let mine: std::collections::BTreeSet<(u32, u64)> = log.iter().filter_map(|e| put(&e.cmd)).collect();
+        for w in mine {
+            *held.entry(w).or_insert(0) += 1;
+        }
+    }
+    let holders = |w: (u32, u64)| held.get(&w).copied().unwrap_or(0);
+    let majority = final_logs.len() / 2 + 1;
+    let mut puts: std::collections::BTreeSet<(u32, u64)> = std::collections::BTreeSet::new();
     for o in obs {
         match &o.obs {
             RaftObs::Invoke { client, seq, op: Op::Put { .. } } => {
-                puts.insert((*client, *seq), true);
+                puts.insert((*client, *seq));
             }
-            RaftObs::Outcome { client, seq, result: ClientResult::Ok { .. } }
-                if puts.contains_key(&(*client, *seq)) && !written.contains(&(*client, *seq)) =>
-            {
-                let detail = format!(
-                    "write ({client}, {seq}) was acknowledged to the client but is not in the final committed log"
-                );
+            RaftObs::Outcome { client, seq, result: ClientResult::Ok { .. } } if puts.contains(&(*client, *seq)) => {
+                let w = (*client, *seq);
+                let detail = if !written.contains(&w) {
+                    format!("write {w:?} was acknowledged to the client but is not in the committed log")
+                } else if holders(w) < majority {
+                    format!(
+                        "write {w:?} was acknowledged to the client but only {} of {} servers hold it on disk at the end",
+                        holders(w),
+                        final_logs.len()
+                    )
+                } else {
+                    continue;
+                };
                 return Some(violation("durability", o.time, o.node, detail));
             }
             _ => {}
@@ -221,8 +245,8 @@ fn stale(obs: &[Observed<RaftObs>]) -> Vec<(&Observed<RaftObs>, u64)> {
             RaftObs::Fenced { token, client, seq, accepted: true } => {
                 fenced.entry((*token, *client, *seq)).or_insert(o.time);
             }
-            RaftObs::Confirmed { term, client, seq, .. } if !committed.contains(&(*client, *seq)) => {
-                let decided = fenced.get(&(*term, *client, *seq)).copied().unwrap_or(o.time);
+            RaftObs::Confirmed { term, client, seq, decided, .. } if !committed.contains(&(*client, *seq)) => {
+                let decided = fenced.get(&(*term, *client, *seq)).copied().unwrap_or(*decided);
                 let higher = elections.iter().filter(|&&(at, t)| at <= decided && t > *term).map(|&(_, t)| t).max();
                 if let Some(h) = higher {
                     found.push((o, h));
@@ -251,11 +275,17 @@ pub fn stale_confirmations(obs: &[Observed<RaftObs>]) -> u64 {
 }
 
 pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
-    // Log order of the writes: value -> (key, index).
-    let mut write_at: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
+    // Log order of the writes, and when each was first applied: value -> (key, index, at).
+    let mut first_applied: BTreeMap<u64, Time> = BTreeMap::new();
+    for o in obs {
+        if let RaftObs::Applied { index, .. } = &o.obs {
+            first_applied.entry(*index).or_insert(o.time);
+        }
+    }
+    let mut write_at: BTreeMap<u64, (u32, u64, Time)> = BTreeMap::new();
     for (index, cmd) in committed(obs) {
         if let Command::Op { op: Op::Put { key, value }, .. } = cmd {
-            write_at.entry(*value).or_insert((*key, index));
+            write_at.entry(*value).or_insert((*key, index, first_applied[&index]));
         }
     }
     // Per key, the highest log index of a write that completed (Ok) so far in real time.
@@ -274,7 +304,7 @@ pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
                 let Some((op, floor)) = invoked.get(&(*client, *seq)) else { continue };
                 match op {
                     Op::Put { key, value: v } => {
-                        if let Some(&(_, index)) = write_at.get(v) {
+                        if let Some(&(_, index, _)) = write_at.get(v) {
                             let c = completed.entry(*key).or_insert(0);
                             *c = (*c).max(index);
                         }
@@ -282,11 +312,13 @@ pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
                     Op::Get { key } => {
                         let read_index = match value {
                             None => 0,
+                            // The write must be to this key, and applied before the read
+                            // returned (a value from the future is no linearization).
                             Some(v) => match write_at.get(v) {
-                                Some(&(k, index)) if k == *key => index,
+                                Some(&(k, index, at)) if k == *key && at <= o.time => index,
                                 _ => {
                                     let detail = format!(
-                                        "read of key {key} by ({client}, {seq}) returned {v}, which no committed write to that key wrote"
+                                        "read of key {key} by ({client}, {seq}) returned {v}, which no committed write to that key had written by then"
                                     );
                                     return Some(violation("linearizable-reads", o.time, o.node, detail));
                                 }

@@ -173,7 +173,7 @@ pub fn record(scenario: &Scenario, config: &HeartbeatConfig, case: usize, seed: 
         swim: vec![Vec::new(); n * n],
         data: vec![Vec::new(); n * n],
     };
-    loop {
+    let stop = loop {
         let stopped = sim.step();
         for o in sim.drain_observations() {
             let m = o.node.index();
@@ -185,9 +185,13 @@ pub fn record(scenario: &Scenario, config: &HeartbeatConfig, case: usize, seed: 
                 Signal::DataFailed { to } => s.data[m * n + to.index()].push((o.time, false)),
             }
         }
-        if stopped.is_some() {
-            break;
+        if let Some(reason) = stopped {
+            break reason;
         }
+    };
+    // A run that stopped early (a limit on events) was observed only until then.
+    if stop != crate::sim::world::StopReason::MaxTime {
+        s.end = sim.now();
     }
     s
 }

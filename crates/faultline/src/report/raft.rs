@@ -49,7 +49,8 @@ pub struct RaftRow {
     pub dual_leader_ms: f64,
     /// Operations confirmed to clients by leaders already superseded.
     pub stale_confirmations: u64,
-    /// Reads that returned a value no write to that key wrote (served silently wrong).
+    /// Reads that returned a value no write to that key had written (applied anywhere, at
+    /// any index) by then: served silently wrong.
     pub wrong_reads_served: u64,
     /// Reads a client rejected because their checksum did not match.
     pub corrupt_caught: u64,
@@ -126,8 +127,8 @@ pub fn run_case_traced(
     let mut seen_index = 0u64;
     for o in &obs {
         match &o.obs {
-            RaftObs::Applied { index, cmd, .. } if *index > seen_index => {
-                seen_index = *index;
+            RaftObs::Applied { index, cmd, .. } => {
+                seen_index = seen_index.max(*index);
                 if let Command::Op { op: Op::Put { key, value }, .. } = cmd {
                     written.insert(*value, *key);
                 }

@@ -559,7 +559,20 @@ fn heartbeat(raw: &RawScenario, top: &FieldPath) -> Check<(HeartbeatConfig, Opti
     let interval = match (&h.interval_ms, &h.interval) {
         (Some(_), Some(_)) => return bad(hp.key("interval"), "give interval_ms or interval, not both"),
         (Some(ms), None) => LatencyDist::Constant(millis(*ms, &hp.key("interval_ms"), false)?),
-        (None, Some(d)) => dist(d, &hp.key("interval"))?,
+        (None, Some(d)) => {
+            let interval = dist(d, &hp.key("interval"))?;
+            let typical = match interval {
+                LatencyDist::Constant(x) => x,
+                LatencyDist::Uniform { max, .. } => max,
+                LatencyDist::Normal { mean, .. } => mean,
+                LatencyDist::LogNormal { median, .. } => median,
+                LatencyDist::Pareto { scale, .. } => scale,
+            };
+            if typical == Span::ZERO {
+                return bad(hp.key("interval"), "a heartbeat period must be positive");
+            }
+            interval
+        }
         (None, None) => LatencyDist::Constant(Span::from_millis(1000)),
     };
     let duration = h.duration_ms.map(|ms| millis(ms, &hp.key("duration_ms"), false)).transpose()?;
@@ -664,7 +677,7 @@ fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, 
                 .transpose()?
                 .unwrap_or(dc.interval),
             timeout: c.timeout_ms.map(|v| millis(v, &cp.key("timeout_ms"), false)).transpose()?.unwrap_or(dc.timeout),
-            ops: c.ops.map(|v| count(v, &cp.key("ops"), 0, 100_000_000)).transpose()?.unwrap_or(dc.ops),
+            ops: c.ops.map(|v| count(v, &cp.key("ops"), 0, 999_999)).transpose()?.unwrap_or(dc.ops),
             read_fraction: c
                 .read_fraction
                 .map(|v| probability(v, &cp.key("read_fraction")))
@@ -738,6 +751,9 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
                     "a quorum scenario has no [heartbeat] table (set protocol = \"heartbeat\")",
                 );
             }
+            if raw.raft.is_some() {
+                return bad(top.key("raft"), "a quorum scenario has no [raft] table (set protocol = \"raft\")");
+            }
             (Workload::Quorum(quorum(raw, &top)?), None)
         }
         "raft" => {
@@ -749,8 +765,9 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
             (Workload::Raft(RaftRun { config, liveness }), duration)
         }
         "heartbeat" => {
-            if raw.quorum.is_some() {
-                return bad(top.key("quorum"), "a heartbeat scenario has no [quorum] table");
+            if raw.quorum.is_some() || raw.raft.is_some() {
+                let key = if raw.quorum.is_some() { "quorum" } else { "raft" };
+                return bad(top.key(key), format!("a heartbeat scenario has no [{key}] table"));
             }
             let (h, duration) = heartbeat(raw, &top)?;
             (Workload::Heartbeat(h), duration)

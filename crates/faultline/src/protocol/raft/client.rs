@@ -19,6 +19,9 @@ use super::{ClientResult, Op, RaftConfig, RaftNode, RaftObs, RaftTimer};
 use crate::protocol::{Context, NodeId, TimerId};
 use crate::sim::time::Span;
 
+/// Sequence numbers per client stay below this, so that written values are unique.
+pub const SEQ_LIMIT: u64 = 1_000_000;
+
 /// The operation in progress.
 #[derive(Clone, Debug)]
 struct Attempt {
@@ -89,7 +92,9 @@ impl Client {
 
     fn issue(&mut self, ctx: &mut Context<'_, RaftNode>) {
         let workload = &self.config.client;
-        if workload.ops != 0 && self.issued >= workload.ops {
+        // Values are `id * 1_000_000 + seq`: a client stops before its seq would overflow
+        // into the next client's values.
+        if (workload.ops != 0 && self.issued >= workload.ops) || self.seq + 1 >= SEQ_LIMIT {
             return;
         }
         self.issued += 1;
@@ -101,7 +106,7 @@ impl Client {
             Op::Get { key }
         } else {
             // Unique per (client, seq), so checkers can tell every write apart.
-            Op::Put { key, value: u64::from(self.id) * 1_000_000 + seq }
+            Op::Put { key, value: u64::from(self.id) * SEQ_LIMIT + seq }
         };
         let checksum = match op {
             Op::Put { key, value } if self.config.checksums => Some(Checksum::of(key, value)),

@@ -30,7 +30,7 @@ mod wire;
 use std::rc::Rc;
 
 use crate::protocol::{Context, NodeId, Protocol, TimerId};
-use crate::sim::time::Span;
+use crate::sim::time::{Span, Time};
 
 pub use client::{Client, Db};
 pub use log::{durable_log, durable_term, durable_vote};
@@ -268,8 +268,10 @@ pub enum RaftObs {
     /// A server applied log entry `index` (from `term`) to its state machine.
     Applied { index: u64, term: u64, cmd: Command },
     /// A leader of `term` sent a client a successful reply to (client, seq). For reads,
-    /// `value` is what it returned.
-    Confirmed { term: u64, client: u32, seq: u64, op: Op, value: Option<u64> },
+    /// `value` is what it returned. `decided` is the last instant its authority for the
+    /// answer was established: now for an answer from its own state or the log, the start
+    /// of the heartbeat round a majority confirmed for a ReadIndex read.
+    Confirmed { term: u64, client: u32, seq: u64, op: Op, value: Option<u64>, decided: Time },
     /// A client issued an operation (one per (client, seq)).
     Invoke { client: u32, seq: u64, op: Op },
     /// The outcome at the client.

@@ -105,6 +105,7 @@ struct Fencing {
     checksum: Option<Checksum>,
     /// The term it was leader of when it asked.
     token: u64,
+    decided: Time,
 }
 
 /// What only a leader has.
@@ -842,7 +843,7 @@ impl Server {
                 && waiting.client == client
                 && waiting.seq == seq
             {
-                self.respond(ctx, waiting, value, checksum);
+                self.respond(ctx, waiting, value, checksum, ctx.now());
             }
         }
         self.serve_reads(ctx);
@@ -927,7 +928,7 @@ impl Server {
         {
             if seq == s.last_seq {
                 let (value, checksum) = s.result;
-                self.respond(ctx, waiting, value, checksum);
+                self.respond(ctx, waiting, value, checksum, ctx.now());
             }
             return;
         }
@@ -958,7 +959,7 @@ impl Server {
         };
         if local {
             let (value, checksum) = self.read_value(ctx, key);
-            self.respond(ctx, waiting, value, checksum);
+            self.respond(ctx, waiting, value, checksum, ctx.now());
             return;
         }
         // ReadIndex (§6.4): the commit index now, but not before this term's no-op
@@ -981,26 +982,45 @@ impl Server {
         let (ready, waiting): (Vec<Read>, Vec<Read>) =
             lead.reads.drain(..).partition(|r| r.round <= confirmed && r.read_index <= applied);
         lead.reads = waiting;
-        for r in ready {
+        let started = |round: u64| lead.round_starts.iter().find(|&&(r, _)| r == round).map(|&(_, t)| t);
+        let decided: Vec<Option<Time>> = ready.iter().map(|r| started(r.round)).collect();
+        for (r, decided) in ready.into_iter().zip(decided) {
             let (value, checksum) = self.read_value(ctx, r.waiting.op.key());
-            self.respond(ctx, r.waiting, value, checksum);
+            self.respond(ctx, r.waiting, value, checksum, decided.unwrap_or(ctx.now()));
         }
     }
 
     /// Answers a client, through the fencing resource when fencing is on.
-    fn respond(&mut self, ctx: &mut Ctx<'_>, waiting: Waiting, value: Option<u64>, checksum: Option<Checksum>) {
+    /// `decided` is when its authority for the answer was last established (see
+    /// [`RaftObs::Confirmed`]).
+    fn respond(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        waiting: Waiting,
+        value: Option<u64>,
+        checksum: Option<Checksum>,
+        decided: Time,
+    ) {
         if !self.config.fences() {
-            self.confirm(ctx, self.term, waiting, value, checksum);
+            self.confirm(ctx, self.term, waiting, value, checksum, decided);
             return;
         }
         let (client, seq) = (waiting.client, waiting.seq);
-        push_capped(&mut self.fences, Fencing { waiting, value, checksum, token: self.term });
+        push_capped(&mut self.fences, Fencing { waiting, value, checksum, token: self.term, decided });
         ctx.send(self.config.db(), RaftMsg::Fence { token: self.term, client, seq });
     }
 
-    fn confirm(&self, ctx: &mut Ctx<'_>, term: u64, w: Waiting, value: Option<u64>, checksum: Option<Checksum>) {
+    fn confirm(
+        &self,
+        ctx: &mut Ctx<'_>,
+        term: u64,
+        w: Waiting,
+        value: Option<u64>,
+        checksum: Option<Checksum>,
+        decided: Time,
+    ) {
         let value = if matches!(w.op, Op::Get { .. }) { value } else { None };
-        ctx.observe(RaftObs::Confirmed { term, client: w.client, seq: w.seq, op: w.op, value });
+        ctx.observe(RaftObs::Confirmed { term, client: w.client, seq: w.seq, op: w.op, value, decided });
         ctx.send(w.reply_to, RaftMsg::ClientReply { seq: w.seq, reply: Reply::Ok { value, checksum } });
     }
 
@@ -1012,7 +1032,7 @@ impl Server {
         };
         let f = self.fences.remove(pos);
         if accepted {
-            self.confirm(ctx, f.token, f.waiting, f.value, f.checksum);
+            self.confirm(ctx, f.token, f.waiting, f.value, f.checksum, f.decided);
         } else {
             ctx.send(f.waiting.reply_to, RaftMsg::ClientReply { seq, reply: Reply::Fail });
         }
