@@ -238,7 +238,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             };
             let rows = report::run_all(&scenario, seed);
             print_rows(out, seed, &rows, &[], format)?;
-            Ok(verdict(&rows, &reproduce))
+            Ok(verdict(first_violations(&rows), &reproduce))
         }
         Command::Run { scenario, seed, overrides, case, format, trace } => {
             let s = Scenario::load(&scenario, &overrides)?;
@@ -276,27 +276,12 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                         Ok(rows)
                     })?,
                 };
-                let drawn: Vec<Drawn> = cases
-                    .iter()
-                    .filter(|&&c| s.cases[c].swarm.is_some())
-                    .map(|&c| Drawn { case: s.cases[c].name.clone(), faults: s.describe_faults(c, seed) })
-                    .collect();
-                print_raft(out, seed, &rows, &drawn, format)?;
-                let repro = reproduce_run(&scenario, seed, &overrides);
-                let mut outcome = Outcome::Ok;
-                for row in rows.iter().filter(|r| !r.violations.is_empty()) {
-                    let v = &row.violations[0];
-                    eprintln!(
-                        "violation: case {}: {} at {:.3} ms: {}",
-                        row.case,
-                        v.property,
-                        v.t_ns as f64 / 1e6,
-                        v.detail
-                    );
-                    eprintln!("reproduce: {repro} --case {}", shell_quote(&row.case));
-                    outcome = Outcome::Violated;
-                }
-                return Ok(outcome);
+                print_raft(out, seed, &rows, &drawn(&s, &cases, seed), format)?;
+                let first = rows.iter().filter_map(|r| {
+                    let v = r.violations.first()?;
+                    Some((r.case.as_str(), v.property, v.t_ns, v.detail.as_str()))
+                });
+                return Ok(verdict(first, &reproduce_run(&scenario, seed, &overrides)));
             }
             if let Workload::Heartbeat(h) = &s.workload {
                 if trace.is_some() || case.is_some() {
@@ -346,13 +331,8 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                     Ok(rows)
                 })?,
             };
-            let drawn: Vec<Drawn> = cases
-                .iter()
-                .filter(|&&c| s.cases[c].swarm.is_some())
-                .map(|&c| Drawn { case: s.cases[c].name.clone(), faults: s.describe_faults(c, seed) })
-                .collect();
-            print_rows(out, seed, &rows, &drawn, format)?;
-            Ok(verdict(&rows, &reproduce_run(&scenario, seed, &overrides)))
+            print_rows(out, seed, &rows, &drawn(&s, &cases, seed), format)?;
+            Ok(verdict(first_violations(&rows), &reproduce_run(&scenario, seed, &overrides)))
         }
         Command::Sweep { scenario, seeds, vary, overrides, threads, format } => {
             let variants = variants(&scenario, &overrides, vary.as_deref())?;
@@ -362,11 +342,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             quorum_only(&scenario, &variants[0].scenario, "sweep")?;
             let jobs =
                 variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
-            let bar = if std::io::stderr().is_terminal() {
-                indicatif::ProgressBar::new(jobs)
-            } else {
-                indicatif::ProgressBar::hidden()
-            };
+            let bar = progress_bar(jobs);
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
             let rows = pool.install(|| report::sweep(&variants, seeds.0.clone(), &|| bar.inc(1)));
             bar.finish_and_clear();
@@ -385,21 +361,10 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             }
             // A sweep that found a violation fails like a run would, and says how to replay
             // the first violating seed of each row.
-            let mut outcome = Outcome::Ok;
-            for r in rows.iter().filter(|r| r.violating_seeds > 0) {
-                let seed = r.first_violating_seed.expect("a violating row names its first seed");
-                let mut repro = reproduce_run(&scenario, seed, &overrides);
-                if let Some(v) = &r.vary {
-                    repro.push_str(&format!(" --set {}", shell_quote(v)));
-                }
-                eprintln!(
-                    "violation: case {}: {} of {} seeds violated an invariant",
-                    r.case, r.violating_seeds, r.seeds
-                );
-                eprintln!("reproduce: {repro} --case {}", shell_quote(&r.case));
-                outcome = Outcome::Violated;
-            }
-            Ok(outcome)
+            let tally = rows
+                .iter()
+                .map(|r| (r.case.as_str(), r.vary.as_deref(), r.violating_seeds, r.seeds, r.first_violating_seed));
+            Ok(sweep_verdict(&scenario, &overrides, "an invariant", tally))
         }
         Command::Detect { scenario, detector, threshold, seeds, overrides, threads, format, plot } => {
             let s = Scenario::load(&scenario, &overrides)?;
@@ -473,11 +438,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             }
             let seed_list: Vec<u64> = seeds.0.clone().collect();
             let jobs = (seed_list.len() * s.cases.len()) as u64;
-            let bar = if std::io::stderr().is_terminal() {
-                indicatif::ProgressBar::new(jobs)
-            } else {
-                indicatif::ProgressBar::hidden()
-            };
+            let bar = progress_bar(jobs);
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
             let rows = pool
                 .install(|| eval::detect(&s, &detectors, &seed_list, &|| bar.inc(1)))
@@ -725,11 +686,7 @@ fn raft_sweep(
     format: Format,
 ) -> Result<Outcome> {
     let jobs = variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(jobs)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar(jobs);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
     let mut rows = Vec::new();
     for v in variants {
@@ -766,18 +723,9 @@ fn raft_sweep(
             }
         }
     }
-    let mut outcome = Outcome::Ok;
-    for r in rows.iter().filter(|r| r.violating_seeds > 0) {
-        let seed = r.first_violating_seed.expect("a violating row names its first seed");
-        let mut repro = reproduce_run(path, seed, overrides);
-        if let Some(v) = &r.vary {
-            repro.push_str(&format!(" --set {}", shell_quote(v)));
-        }
-        eprintln!("violation: case {}: {} of {} seeds violated a property", r.case, r.violating_seeds, r.seeds);
-        eprintln!("reproduce: {repro} --case {}", shell_quote(&r.case));
-        outcome = Outcome::Violated;
-    }
-    Ok(outcome)
+    let tally =
+        rows.iter().map(|r| (r.case.as_str(), r.vary.as_deref(), r.violating_seeds, r.seeds, r.first_violating_seed));
+    Ok(sweep_verdict(path, overrides, "a property", tally))
 }
 
 /// Prints a Raft run: per case, its figures, its violations and its timeline.
@@ -919,18 +867,60 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
-/// Prints the violations, if any, with a `reproduce:` line, and says how the run ended.
-fn verdict(rows: &[Row], reproduce: &str) -> Outcome {
-    let violated: Vec<&Row> = rows.iter().filter(|r| !r.violations.is_empty()).collect();
-    if violated.is_empty() {
-        return Outcome::Ok;
+/// Prints each case's first violation, `(case, property, t_ns, detail)`, with a
+/// `reproduce:` line, and says how the run ended.
+fn verdict<'a>(first: impl Iterator<Item = (&'a str, &'a str, u64, &'a str)>, reproduce: &str) -> Outcome {
+    let mut outcome = Outcome::Ok;
+    for (case, property, t_ns, detail) in first {
+        eprintln!("violation: case {case}: {property} at {:.3} ms: {detail}", t_ns as f64 / 1e6);
+        eprintln!("reproduce: {reproduce} --case {}", shell_quote(case));
+        outcome = Outcome::Violated;
     }
-    for r in &violated {
-        let v = &r.violations[0];
-        eprintln!("violation: case {}: {} at {:.3} ms: {}", r.name, v.property, v.t_ns as f64 / 1e6, v.detail);
-        eprintln!("reproduce: {reproduce} --case {}", shell_quote(&r.name));
+    outcome
+}
+
+/// Each coordinator row's first violation, for [`verdict`].
+fn first_violations(rows: &[Row]) -> impl Iterator<Item = (&str, &str, u64, &str)> {
+    rows.iter().filter_map(|r| {
+        let v = r.violations.first()?;
+        Some((r.name.as_str(), v.property, v.t_ns, v.detail.as_str()))
+    })
+}
+
+/// Prints, for each sweep row with violating seeds, how many and how to replay the first;
+/// says how the sweep ended. `what` names what was violated (an invariant, a property).
+fn sweep_verdict<'a>(
+    path: &Path,
+    overrides: &[Override],
+    what: &str,
+    rows: impl Iterator<Item = (&'a str, Option<&'a str>, u64, u64, Option<u64>)>,
+) -> Outcome {
+    let mut outcome = Outcome::Ok;
+    for (case, vary, violating, seeds, first) in rows.filter(|r| r.2 > 0) {
+        let seed = first.expect("a violating row names its first seed");
+        let mut repro = reproduce_run(path, seed, overrides);
+        if let Some(v) = vary {
+            repro.push_str(&format!(" --set {}", shell_quote(v)));
+        }
+        eprintln!("violation: case {case}: {violating} of {seeds} seeds violated {what}");
+        eprintln!("reproduce: {repro} --case {}", shell_quote(case));
+        outcome = Outcome::Violated;
     }
-    Outcome::Violated
+    outcome
+}
+
+/// The faults each swarm case among `cases` drew for `seed`, to print before the rows.
+fn drawn(s: &Scenario, cases: &[usize], seed: u64) -> Vec<Drawn> {
+    cases
+        .iter()
+        .filter(|&&c| s.cases[c].swarm.is_some())
+        .map(|&c| Drawn { case: s.cases[c].name.clone(), faults: s.describe_faults(c, seed) })
+        .collect()
+}
+
+/// A progress bar on stderr when it is a terminal, else one that draws nothing.
+fn progress_bar(jobs: u64) -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(jobs) } else { indicatif::ProgressBar::hidden() }
 }
 
 /// One scenario per value of `--vary key=v1,v2,...` (or the scenario alone).
