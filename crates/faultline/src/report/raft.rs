@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::check::raft::{self as checks, RaftViolation};
+use crate::detect::qos::nearest_rank;
 use crate::fault::{Fault, FaultKind};
 use crate::protocol::NodeId;
 use crate::protocol::raft::{ClientResult, Command, Op, RaftConfig, RaftObs, durable_log};
@@ -119,7 +120,7 @@ pub fn run_case_traced(
     // Client outcomes, and write latency.
     let mut invoked: BTreeMap<(u32, u64), (Time, Op)> = BTreeMap::new();
     let (mut writes, mut reads) = (Outcomes::default(), Outcomes::default());
-    let mut latencies: Vec<u64> = Vec::new();
+    let mut latencies: Vec<Span> = Vec::new();
     let mut wrong_reads_served = 0;
     let mut corrupt_caught = 0;
     let mut written: BTreeMap<u64, u32> = BTreeMap::new(); // value -> key
@@ -145,7 +146,7 @@ pub fn run_case_traced(
                     ClientResult::Ok { value } => {
                         tally.ok += 1;
                         if is_write {
-                            latencies.push(o.time.since(at).as_nanos());
+                            latencies.push(o.time.since(at));
                             acked_writes.push(o.time);
                         } else if let (Some(v), Op::Get { key }) = (value, op)
                             && written.get(v) != Some(&key)
@@ -161,12 +162,7 @@ pub fn run_case_traced(
         }
     }
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        (!latencies.is_empty()).then(|| {
-            let rank = ((p / 100.0) * latencies.len() as f64).ceil().max(1.0) as usize;
-            latencies[rank - 1] as f64 / 1e6
-        })
-    };
+    let pct = |p: f64| nearest_rank(&latencies, p).map(Span::as_millis_f64);
     let total_writes = writes.ok + writes.failed + writes.unknown;
 
     // The longest stretch without a write acknowledged.
