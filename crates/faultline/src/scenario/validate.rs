@@ -105,6 +105,16 @@ fn millis(v: f64, path: &FieldPath, allow_zero: bool) -> Check<Span> {
     Ok(Span::from_millis_f64(v))
 }
 
+/// An optional positive duration, `default` when the file leaves it out.
+fn millis_or(v: Option<f64>, path: &FieldPath, default: Span) -> Check<Span> {
+    Ok(v.map(|v| millis(v, path, false)).transpose()?.unwrap_or(default))
+}
+
+/// An optional count in `min..=max`, `default` when the file leaves it out.
+fn count_or(v: Option<i64>, path: &FieldPath, min: i64, max: i64, default: u64) -> Check<u64> {
+    Ok(v.map(|v| count(v, path, min, max)).transpose()?.unwrap_or(default))
+}
+
 fn probability(v: f64, path: &FieldPath) -> Check<f64> {
     if !(0.0..=1.0).contains(&v) {
         return bad(path.clone(), format!("probability {v} is outside [0, 1]"));
@@ -583,21 +593,9 @@ fn heartbeat(raw: &RawScenario, top: &FieldPath) -> Check<(HeartbeatConfig, Opti
             let sp = hp.key("swim");
             let d = SwimConfig::default();
             let swim = SwimConfig {
-                interval: s
-                    .interval_ms
-                    .map(|v| millis(v, &sp.key("interval_ms"), false))
-                    .transpose()?
-                    .unwrap_or(d.interval),
-                timeout: s
-                    .timeout_ms
-                    .map(|v| millis(v, &sp.key("timeout_ms"), false))
-                    .transpose()?
-                    .unwrap_or(d.timeout),
-                indirect: s
-                    .indirect
-                    .map(|v| count(v, &sp.key("indirect"), 0, 64))
-                    .transpose()?
-                    .map_or(d.indirect, |v| v as usize),
+                interval: millis_or(s.interval_ms, &sp.key("interval_ms"), d.interval)?,
+                timeout: millis_or(s.timeout_ms, &sp.key("timeout_ms"), d.timeout)?,
+                indirect: count_or(s.indirect, &sp.key("indirect"), 0, 64, d.indirect as u64)? as usize,
             };
             if swim.timeout >= swim.interval {
                 return bad(sp.key("timeout_ms"), "must be shorter than the protocol period (interval_ms)");
@@ -611,16 +609,8 @@ fn heartbeat(raw: &RawScenario, top: &FieldPath) -> Check<(HeartbeatConfig, Opti
             let pp = hp.key("data_probe");
             let d = DataProbeConfig::default();
             Some(DataProbeConfig {
-                interval: p
-                    .interval_ms
-                    .map(|v| millis(v, &pp.key("interval_ms"), false))
-                    .transpose()?
-                    .unwrap_or(d.interval),
-                timeout: p
-                    .timeout_ms
-                    .map(|v| millis(v, &pp.key("timeout_ms"), false))
-                    .transpose()?
-                    .unwrap_or(d.timeout),
+                interval: millis_or(p.interval_ms, &pp.key("interval_ms"), d.interval)?,
+                timeout: millis_or(p.timeout_ms, &pp.key("timeout_ms"), d.timeout)?,
             })
         }
     };
@@ -632,12 +622,8 @@ fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, 
     let Some(r) = &raw.raft else { return bad(top.key("raft"), "the [raft] table is required") };
     let rp = top.key("raft");
     let d = RaftConfig::default();
-    let ms_or = |v: Option<f64>, key: &str, default: Span| -> Check<Span> {
-        v.map(|v| millis(v, &rp.key(key), false)).transpose().map(|s| s.unwrap_or(default))
-    };
-    let servers = r.servers.map(|v| count(v, &rp.key("servers"), 1, 99)).transpose()?.map_or(d.servers, |v| v as usize);
-    let clients =
-        r.clients.map(|v| count(v, &rp.key("clients"), 0, 1000)).transpose()?.map_or(d.clients, |v| v as usize);
+    let servers = count_or(r.servers, &rp.key("servers"), 1, 99, d.servers as u64)? as usize;
+    let clients = count_or(r.clients, &rp.key("clients"), 0, 1000, d.clients as u64)? as usize;
     let read = match r.read.as_deref() {
         None => d.read,
         Some("log") => ReadPath::Log,
@@ -671,36 +657,24 @@ fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, 
     let client = match &r.client {
         None => dc,
         Some(c) => ClientConfig {
-            interval: c
-                .interval_ms
-                .map(|v| millis(v, &cp.key("interval_ms"), false))
-                .transpose()?
-                .unwrap_or(dc.interval),
-            timeout: c.timeout_ms.map(|v| millis(v, &cp.key("timeout_ms"), false)).transpose()?.unwrap_or(dc.timeout),
-            ops: c.ops.map(|v| count(v, &cp.key("ops"), 0, 999_999)).transpose()?.unwrap_or(dc.ops),
+            interval: millis_or(c.interval_ms, &cp.key("interval_ms"), dc.interval)?,
+            timeout: millis_or(c.timeout_ms, &cp.key("timeout_ms"), dc.timeout)?,
+            ops: count_or(c.ops, &cp.key("ops"), 0, 999_999, dc.ops)?,
             read_fraction: c
                 .read_fraction
                 .map(|v| probability(v, &cp.key("read_fraction")))
                 .transpose()?
                 .unwrap_or(dc.read_fraction),
-            keys: c.keys.map(|v| count(v, &cp.key("keys"), 1, 1_000_000)).transpose()?.map_or(dc.keys, |v| v as u32),
+            keys: count_or(c.keys, &cp.key("keys"), 1, 1_000_000, u64::from(dc.keys))? as u32,
         },
     };
-    let config = RaftConfig {
+    let mut config = RaftConfig {
         servers,
         clients,
-        heartbeat: ms_or(r.heartbeat_ms, "heartbeat_ms", d.heartbeat)?,
-        election_timeout: ms_or(r.election_timeout_ms, "election_timeout_ms", d.election_timeout)?,
-        max_inflight: r
-            .max_inflight
-            .map(|v| count(v, &rp.key("max_inflight"), 1, 1 << 16))
-            .transpose()?
-            .map_or(d.max_inflight, |v| v as usize),
-        max_batch: r
-            .max_batch
-            .map(|v| count(v, &rp.key("max_batch"), 1, 1 << 16))
-            .transpose()?
-            .map_or(d.max_batch, |v| v as usize),
+        heartbeat: millis_or(r.heartbeat_ms, &rp.key("heartbeat_ms"), d.heartbeat)?,
+        election_timeout: millis_or(r.election_timeout_ms, &rp.key("election_timeout_ms"), d.election_timeout)?,
+        max_inflight: count_or(r.max_inflight, &rp.key("max_inflight"), 1, 1 << 16, d.max_inflight as u64)? as usize,
+        max_batch: count_or(r.max_batch, &rp.key("max_batch"), 1, 1 << 16, d.max_batch as u64)? as usize,
         pre_vote: r.pre_vote.unwrap_or(d.pre_vote),
         check_quorum: r.check_quorum.unwrap_or(d.check_quorum),
         read,
@@ -713,7 +687,6 @@ fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, 
     if config.heartbeat >= config.election_timeout {
         return bad(rp.key("heartbeat_ms"), "must be shorter than election_timeout_ms");
     }
-    let mut config = config;
     if let Some(ms) = r.election_timeout_max_ms {
         let max = millis(ms, &rp.key("election_timeout_max_ms"), false)?;
         if max <= config.election_timeout {
@@ -733,11 +706,8 @@ fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, 
         config.bootstrap_leader = Some(id.index());
     }
     let duration = r.duration_ms.map(|v| millis(v, &rp.key("duration_ms"), false)).transpose()?;
-    let liveness = ms_or(
-        r.liveness_budget_ms,
-        "liveness_budget_ms",
-        Span::from_nanos(config.election_timeout.as_nanos().saturating_mul(10)),
-    )?;
+    let ten_timeouts = Span::from_nanos(config.election_timeout.as_nanos().saturating_mul(10));
+    let liveness = millis_or(r.liveness_budget_ms, &rp.key("liveness_budget_ms"), ten_timeouts)?;
     Ok((config, duration, liveness))
 }
 
