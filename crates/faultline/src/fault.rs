@@ -27,6 +27,7 @@
 //! network's job (TigerBeetle's packet simulator, turmoil).
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use rand::Rng;
 use rand_distr::{Distribution, Geometric};
@@ -213,34 +214,51 @@ pub struct Fault {
 }
 
 /// The causes of one event: up to three fault ids (e.g. delayed by one fault, tampered by
-/// another, held by a pause). Inline and `Copy`, so the hot path never allocates for it.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Causes([Option<FaultId>; 3]);
+/// another, held by a pause). Inline and `Copy`, so the hot path never allocates for it;
+/// six bytes, because every pending event carries one (`FaultId::MAX` marks an empty
+/// slot: the injector names at most `FaultId::MAX` faults, `0..FaultId::MAX`).
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub struct Causes([FaultId; 3]);
+
+impl Default for Causes {
+    fn default() -> Self {
+        Causes([Causes::NONE; 3])
+    }
+}
+
+impl fmt::Debug for Causes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
 
 impl Causes {
+    const NONE: FaultId = FaultId::MAX;
+
     pub fn one(id: FaultId) -> Self {
-        Causes([Some(id), None, None])
+        debug_assert_ne!(id, Causes::NONE);
+        Causes([id, Causes::NONE, Causes::NONE])
     }
     /// Adds a cause; a fourth distinct cause replaces the last (never seen with the
     /// catalogue today, where an event has at most delay, tamper and pause).
     pub fn add(&mut self, id: FaultId) {
+        debug_assert_ne!(id, Causes::NONE);
         for slot in &mut self.0 {
-            match slot {
-                Some(x) if *x == id => return,
-                None => {
-                    *slot = Some(id);
-                    return;
-                }
-                _ => {}
+            if *slot == id {
+                return;
+            }
+            if *slot == Causes::NONE {
+                *slot = id;
+                return;
             }
         }
-        self.0[2] = Some(id);
+        self.0[2] = id;
     }
     pub fn is_empty(&self) -> bool {
-        self.0[0].is_none()
+        self.0[0] == Causes::NONE
     }
     pub fn iter(&self) -> impl Iterator<Item = FaultId> + '_ {
-        self.0.iter().flatten().copied()
+        self.0.iter().copied().take_while(|&id| id != Causes::NONE)
     }
 }
 
@@ -369,7 +387,7 @@ pub struct Injector<M> {
 
 impl<M: Message> Injector<M> {
     pub fn new(root_seed: u64, nodes: usize, faults: Vec<Fault>) -> Self {
-        assert!(faults.len() <= FaultId::MAX as usize, "more faults than a FaultId can name");
+        assert!(faults.len() < FaultId::MAX as usize, "more faults than a FaultId can name");
         let mut outgoing = vec![Vec::new(); nodes];
         let mut incoming = vec![Vec::new(); nodes];
         let faults = faults
