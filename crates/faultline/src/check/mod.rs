@@ -16,6 +16,8 @@
 
 pub mod raft;
 
+use std::rc::Rc;
+
 use serde::Serialize;
 
 use crate::protocol::NodeId;
@@ -36,7 +38,7 @@ pub struct Violation {
 pub fn agreement_on_proposal(round: &Observed<RoundResult>) -> Option<Violation> {
     let r = &round.obs;
     match &r.winning_data {
-        Some(won) if r.agreed && **won != *r.proposed => Some(Violation {
+        Some(won) if r.agreed && !Rc::ptr_eq(won, &r.proposed) && **won != *r.proposed => Some(Violation {
             property: "agreement-on-proposal",
             round: r.round,
             t_ns: round.time.as_nanos(),

@@ -44,6 +44,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 
 use crate::protocol::bytes::Reader;
 use crate::protocol::{Context, NodeId, Protocol, TimerId};
@@ -413,7 +414,7 @@ pub struct RoundResult {
     /// How many acks carried the winning content.
     pub winning_acks: usize,
     /// The followers whose acks were counted, in arrival order.
-    pub counted: Vec<NodeId>,
+    pub counted: SmallVec<[NodeId; 8]>,
     /// Acks received while the round was open that were not counted, in arrival order (the
     /// outvoted last).
     pub rejected: Vec<Rejected>,
@@ -734,33 +735,39 @@ impl Leader {
         for t in [self.deadline_timer.take(), self.retry_timer.take()].into_iter().flatten() {
             ctx.cancel_timer(t);
         }
-        // Group by content. Acks are few and almost all share the proposal's allocation, so
-        // a pointer comparison settles most of them before any string comparison.
-        let same = |a: &Counted, b: &Counted| a.index == b.index && same_data(&a.data, &b.data);
-        let mut winning: Option<(usize, usize)> = None;
-        for (i, candidate) in self.acks.iter().enumerate() {
-            if self.acks[..i].iter().any(|a| same(a, candidate)) {
-                continue; // this content's group was counted at its first ack
+        // Group by content. Almost always every ack carries the proposal itself (the
+        // follower echoes the leader's allocation): then there is one group, and no string
+        // is compared. Otherwise acks are few, and grouping them pairwise is cheap.
+        let proposal = |a: &Counted| a.index == self.index && Rc::ptr_eq(&a.data, &self.data);
+        let (winning_acks, winner) = if self.acks.iter().all(proposal) {
+            (self.acks.len(), self.acks.first().map(|a| (a.index, Rc::clone(&a.data))))
+        } else {
+            let same = |a: &Counted, b: &Counted| a.index == b.index && same_data(&a.data, &b.data);
+            let mut winning: Option<(usize, usize)> = None;
+            for (i, candidate) in self.acks.iter().enumerate() {
+                if self.acks[..i].iter().any(|a| same(a, candidate)) {
+                    continue; // this content's group was counted at its first ack
+                }
+                let count = self.acks[i..].iter().filter(|a| same(a, candidate)).count();
+                if winning.is_none_or(|(_, best)| count > best) {
+                    winning = Some((i, count));
+                }
             }
-            let count = self.acks[i..].iter().filter(|a| same(a, candidate)).count();
-            if winning.is_none_or(|(_, best)| count > best) {
-                winning = Some((i, count));
-            }
-        }
-        let winning_acks = winning.map_or(0, |(_, c)| c);
-        let winner = winning.map(|(i, _)| self.acks[i].clone());
+            (winning.map_or(0, |(_, c)| c), winning.map(|(i, _)| (self.acks[i].index, Rc::clone(&self.acks[i].data))))
+        };
         let agreed = winning_acks >= self.quorum;
         if self.content_quorum
             && agreed
-            && let Some(w) = &winner
+            && let Some((index, data)) = &winner
         {
             // Only the winning content counts; everyone else is named as outvoted. A round
             // that did not agree outvoted nobody: no content won, however the acks split.
-            for a in self.acks.iter().filter(|a| !same(a, w)) {
+            let won = |a: &Counted| a.index == *index && same_data(&a.data, data);
+            for a in self.acks.iter().filter(|a| !won(a)) {
                 self.ledger.note_rejected(Reason::Outvoted, a.voter != a.sender);
                 self.rejected.push(Rejected { voter: a.voter, sender: a.sender, reason: Reason::Outvoted });
             }
-            self.acks.retain(|a| same(a, w));
+            self.acks.retain(won);
         }
         let corrupt = |a: &&Counted| a.voter != a.sender || a.index != self.index || !same_data(&a.data, &self.data);
         let corrupt_counted = self.acks.iter().filter(corrupt).count();
@@ -775,7 +782,7 @@ impl Leader {
             agreed,
             tampered_seen: self.tampered_seen,
             proposed: Rc::clone(&self.data),
-            winning_data: winner.map(|w| w.data),
+            winning_data: winner.map(|(_, data)| data),
             winning_acks,
             counted: self.acks.iter().map(|a| a.voter).collect(),
             rejected: std::mem::take(&mut self.rejected),
