@@ -34,10 +34,17 @@ pub enum LatencyDist {
 #[derive(Clone, Debug)]
 pub enum Sampler {
     Constant(u64),
-    Uniform { min: u64, width: u64 },
+    /// `[min, min + width]`; [`LatencyDist::sampler`] builds a zero width as a constant.
+    Uniform {
+        min: u64,
+        width: u64,
+    },
     Normal(Normal<f64>),
     LogNormal(LogNormal<f64>),
-    Pareto { dist: Pareto<f64>, cap: u64 },
+    Pareto {
+        dist: Pareto<f64>,
+        cap: u64,
+    },
 }
 
 impl LatencyDist {
@@ -48,7 +55,8 @@ impl LatencyDist {
             LatencyDist::Constant(d) => Sampler::Constant(d.as_nanos()),
             LatencyDist::Uniform { min, max } => {
                 let (lo, hi) = (min.as_nanos().min(max.as_nanos()), min.as_nanos().max(max.as_nanos()));
-                Sampler::Uniform { min: lo, width: hi - lo }
+                // A zero-width uniform is a constant, and like one draws nothing.
+                if hi == lo { Sampler::Constant(lo) } else { Sampler::Uniform { min: lo, width: hi - lo } }
             }
             LatencyDist::Normal { mean, stddev } => {
                 match Normal::new(mean.as_nanos() as f64, stddev.as_nanos() as f64) {
@@ -87,14 +95,10 @@ impl Sampler {
         match self {
             Sampler::Constant(d) => *d,
             Sampler::Uniform { min, width } => {
-                if *width == 0 {
-                    *min
-                } else {
-                    // Lemire's multiply-shift: unbiased enough for delays (bias < width/2^64)
-                    // and branch-free, which matters on the hot send path.
-                    let r = rng.next_u64();
-                    min + ((r as u128 * (*width as u128 + 1)) >> 64) as u64
-                }
+                // Lemire's multiply-shift: unbiased enough for delays (bias < width/2^64)
+                // and branch-free, which matters on the hot send path.
+                let r = rng.next_u64();
+                min + ((r as u128 * (*width as u128 + 1)) >> 64) as u64
             }
             Sampler::Normal(n) => n.sample(rng).max(0.0) as u64,
             Sampler::LogNormal(d) => d.sample(rng).min(u64::MAX as f64) as u64,
