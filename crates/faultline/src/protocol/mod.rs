@@ -142,12 +142,20 @@ pub struct Context<'a, P: Protocol> {
     me: NodeId,
     now: Time,
     rt: &'a mut dyn Runtime<P>,
+    /// False when the runtime knows no `stale` fault holds the node for this handler, so
+    /// [`Context::stale`] answers without a call (the simulator knows; others ask).
+    may_be_stale: bool,
 }
 
 impl<'a, P: Protocol> Context<'a, P> {
     /// `now` is the node's own clock reading, which a skewed node gets wrong.
     pub fn new(me: NodeId, now: Time, rt: &'a mut dyn Runtime<P>) -> Self {
-        Context { me, now, rt }
+        Context { me, now, rt, may_be_stale: true }
+    }
+
+    /// The simulator's constructor: it knows whether a `stale` fault holds the node.
+    pub(crate) fn in_sim(me: NodeId, now: Time, rt: &'a mut dyn Runtime<P>, may_be_stale: bool) -> Self {
+        Context { me, now, rt, may_be_stale }
     }
 
     /// This node's id.
@@ -210,6 +218,9 @@ impl<'a, P: Protocol> Context<'a, P> {
     /// state as it was `age` ago while reporting success (the chapter's wallet-5). How a
     /// protocol does that is its own business, like what a tamperer may change.
     pub fn stale(&mut self) -> Option<Span> {
+        if !self.may_be_stale {
+            return None;
+        }
         self.rt.stale(self.me)
     }
 

@@ -260,6 +260,7 @@ impl QuorumConfig {
             content_quorum: d.content_quorum,
             crc32c: d.crc32c,
             proposal_sha256: d.sha256.then(|| sha256(&data)),
+            checks: d.crc32c || d.sha256 || keys.is_some(),
             keys,
             rounds: self.rounds,
             index: self.index,
@@ -283,7 +284,12 @@ impl QuorumConfig {
             .chain(signers.into_iter().map(|signer| {
                 QuorumNode::Follower(Follower {
                     persist: self.persist,
-                    sealer: Sealer { crc32c: d.crc32c, sha256: d.sha256, signer },
+                    sealer: Sealer {
+                        any: d.crc32c || d.sha256 || signer.is_some(),
+                        crc32c: d.crc32c,
+                        sha256: d.sha256,
+                        signer,
+                    },
                     last: None,
                     history: VecDeque::new(),
                     applied: 0,
@@ -564,6 +570,8 @@ pub struct Leader {
     crc32c: bool,
     /// The proposal's digest, when acks must carry a matching one.
     proposal_sha256: Option<[u8; 32]>,
+    /// Any of `crc32c`, `proposal_sha256`, `keys`: one flag for the hot path to test.
+    checks: bool,
     keys: Option<KeyRing>,
     rounds: u64,
     index: u64,
@@ -659,7 +667,7 @@ impl Leader {
     /// claimed follower included.
     fn check(&mut self, ack: &Ack) -> Result<usize, Reason> {
         let slot = (ack.voter.index().wrapping_sub(1) < self.followers).then(|| ack.voter.index() - 1);
-        if !(self.crc32c || self.keys.is_some() || self.proposal_sha256.is_some()) {
+        if !self.checks {
             return slot.ok_or(Reason::UnknownVoter);
         }
         let proof = ack.proof.as_deref();
@@ -802,6 +810,8 @@ fn same_data(a: &Rc<str>, b: &Rc<str>) -> bool {
 /// What a follower attaches to its acks.
 #[derive(Clone)]
 struct Sealer {
+    /// Any of the three below: one flag for the hot path to test.
+    any: bool,
     crc32c: bool,
     sha256: bool,
     signer: Option<NodeSigner>,
@@ -809,7 +819,7 @@ struct Sealer {
 
 impl Sealer {
     fn seal(&self, ack: &mut Ack, scratch: &mut Vec<u8>) {
-        if !(self.crc32c || self.sha256 || self.signer.is_some()) {
+        if !self.any {
             return;
         }
         // Placeholders first: the flags byte, which the signature covers, says what follows.

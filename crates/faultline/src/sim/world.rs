@@ -648,7 +648,8 @@ impl<P: Protocol> Sim<P> {
             Some((by, _, _)) => Causes::one(by),
             None => Causes::default(),
         };
-        let mut ctx = Context::new(node, now, &mut self.world);
+        let may_be_stale = n.stale.is_some();
+        let mut ctx = Context::in_sim(node, now, &mut self.world, may_be_stale);
         handler(&mut self.protocols[node.index()], &mut ctx);
     }
 }
