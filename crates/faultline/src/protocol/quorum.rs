@@ -951,18 +951,28 @@ impl Protocol for QuorumNode {
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: QuorumMsg) {
-        match (self, msg) {
-            (QuorumNode::Follower(follower), QuorumMsg::Append(append)) => follower.on_append(ctx, from, append),
-            (QuorumNode::Leader(leader), QuorumMsg::Ack(ack)) => leader.on_ack(ctx, from, ack),
-            // Followers ignore acks; the leader ignores appends.
-            _ => {}
+        // Followers ignore acks; the leader ignores appends.
+        match self {
+            QuorumNode::Follower(follower) => {
+                if let QuorumMsg::Append(append) = msg {
+                    follower.on_append(ctx, from, append);
+                }
+            }
+            QuorumNode::Leader(leader) => {
+                if let QuorumMsg::Ack(ack) = msg {
+                    leader.on_ack(ctx, from, ack);
+                }
+            }
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, _id: TimerId, timer: QuorumTimer) {
         let QuorumNode::Leader(leader) = self else { return };
         match timer {
-            QuorumTimer::Deadline { round } if leader.open && round == leader.round => leader.close_round(ctx),
+            QuorumTimer::Deadline { round } if leader.open && round == leader.round => {
+                leader.deadline_timer = None; // it is the one firing: nothing to cancel
+                leader.close_round(ctx);
+            }
             QuorumTimer::Retry { round } if leader.open && round == leader.round => leader.retry(ctx),
             _ => {}
         }
