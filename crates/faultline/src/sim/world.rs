@@ -208,7 +208,7 @@ impl<T> Agenda<T> {
         // This is `Vec::insert` written out. `insert` shifts with one `memmove` of however
         // many entries follow the new one (0 to 10 or so here), and the size dispatch
         // inside `memmove` mispredicts; one-entry moves are a few vector instructions
-        // each. The benchmark runs 7 % faster for it (docs/simulator.md, "Performance").
+        // each. The benchmark runs 7 % faster for it (README, "Measured figures").
         let len = self.sorted.len();
         self.sorted.reserve(1);
         let base = self.sorted.as_mut_ptr();
