@@ -215,8 +215,8 @@ pub struct Fault {
 
 /// The causes of one event: up to three fault ids (e.g. delayed by one fault, tampered by
 /// another, held by a pause). Inline and `Copy`, so the hot path never allocates for it;
-/// six bytes, because every pending event carries one (`FaultId::MAX` marks an empty
-/// slot: the injector names at most `FaultId::MAX` faults, `0..FaultId::MAX`).
+/// six bytes, because every pending event carries one. `FaultId::MAX` marks an empty slot:
+/// an injector takes fewer than `FaultId::MAX` faults, so no fault has that id.
 #[derive(Copy, Clone, PartialEq, Eq)]
 pub struct Causes([FaultId; 3]);
 
