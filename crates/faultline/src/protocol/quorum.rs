@@ -625,10 +625,12 @@ impl Leader {
         self.answered.iter_mut().for_each(|a| *a = false);
         self.starts[self.round as usize % STARTS_KEPT] = (self.round, ctx.now());
         self.round_deadline = self.next_deadline();
+        // The deadline is armed before the appends leave (it is the round's own clock, and
+        // in the simulator the later-timed timer then passes no freshly queued append).
+        self.deadline_timer = Some(ctx.set_timer(self.round_deadline, QuorumTimer::Deadline { round: self.round }));
         for f in 1..=self.followers {
             self.send_append(ctx, NodeId(f as u32));
         }
-        self.deadline_timer = Some(ctx.set_timer(self.round_deadline, QuorumTimer::Deadline { round: self.round }));
         if let Some(retry) = self.retry
             && retry < self.round_deadline
         {
