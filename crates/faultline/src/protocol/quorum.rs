@@ -749,7 +749,8 @@ impl Leader {
         // follower echoes the leader's allocation): then there is one group, and no string
         // is compared. Otherwise acks are few, and grouping them pairwise is cheap.
         let proposal = |a: &Counted| a.index == self.index && Rc::ptr_eq(&a.data, &self.data);
-        let (winning_acks, winner) = if self.acks.iter().all(proposal) {
+        let one_group = self.acks.iter().all(proposal);
+        let (winning_acks, winner) = if one_group {
             (self.acks.len(), self.acks.first().map(|a| (a.index, Rc::clone(&a.data))))
         } else {
             let same = |a: &Counted, b: &Counted| a.index == b.index && same_data(&a.data, &b.data);
@@ -766,8 +767,10 @@ impl Leader {
             (winning.map_or(0, |(_, c)| c), winning.map(|(i, _)| (self.acks[i].index, Rc::clone(&self.acks[i].data))))
         };
         let agreed = winning_acks >= self.quorum;
+        // With one group every ack carries the winning content: nobody is outvoted.
         if self.content_quorum
             && agreed
+            && !one_group
             && let Some((index, data)) = &winner
         {
             // Only the winning content counts; everyone else is named as outvoted. A round
@@ -779,11 +782,14 @@ impl Leader {
             }
             self.acks.retain(won);
         }
+        let impersonations = self.acks.iter().filter(|a| a.voter != a.sender).count();
+        // An ack is corrupt if it is an impersonation or does not carry the proposal; with
+        // one group every ack carries the proposal.
         let corrupt = |a: &&Counted| a.voter != a.sender || a.index != self.index || !same_data(&a.data, &self.data);
-        let corrupt_counted = self.acks.iter().filter(corrupt).count();
+        let corrupt_counted = if one_group { impersonations } else { self.acks.iter().filter(corrupt).count() };
         self.ledger.counted += self.acks.len() as u64;
         self.ledger.corrupt_counted += corrupt_counted as u64;
-        self.ledger.impersonations_counted += self.acks.iter().filter(|a| a.voter != a.sender).count() as u64;
+        self.ledger.impersonations_counted += impersonations as u64;
         ctx.observe(RoundResult {
             round: self.round,
             acks: self.acks.len(),
