@@ -419,7 +419,8 @@ pub struct RoundResult {
     pub winning_data: Option<Rc<str>>,
     /// How many acks carried the winning content.
     pub winning_acks: usize,
-    /// The followers whose acks were counted, in arrival order.
+    /// The followers whose acks were counted, in arrival order. Held inline for up to 8
+    /// followers, so a round allocates nothing for it; it derefs to `&[NodeId]`.
     pub counted: SmallVec<[NodeId; 8]>,
     /// Acks received while the round was open that were not counted, in arrival order (the
     /// outvoted last).
