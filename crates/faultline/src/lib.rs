@@ -6,6 +6,7 @@
 //! - [`fault`]: faults as data, and the injector that applies them;
 //! - [`protocol`]: the sans-IO protocol interface, and the chapter's quorum coordinator;
 //! - [`trace`]: every event of a run, with ground truth about which fault caused it;
+//! - [`input`]: bounded reading of user files, and quoting user values in errors;
 //! - [`scenario`]: scenario files: loading, validation, overrides, and running them;
 //! - [`check`]: invariants evaluated over a run's observations;
 //! - [`detect`]: failure detectors (fixed timeout, Akka's and Cassandra's φ accrual) and their QoS;
@@ -27,6 +28,7 @@
 pub mod check;
 pub mod detect;
 pub mod fault;
+pub mod input;
 pub mod protocol;
 pub mod report;
 pub mod scenario;

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue};
 
 use crate::fault::Fault;
+use crate::input::at_offset;
 use crate::protocol::NodeId;
 use crate::protocol::Protocol;
 use crate::protocol::heartbeat::HeartbeatConfig;
@@ -101,8 +102,9 @@ pub struct Case {
 /// Why a scenario could not be loaded. Displays as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("{file}: cannot read: {source}")]
-    Io { file: String, source: std::io::Error },
+    /// The file could not be read, or is larger than [`MAX_FILE_BYTES`].
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("{location}: {field}: {message}")]
     Invalid { location: String, field: String, message: String },
 }
@@ -114,15 +116,40 @@ pub struct Override {
     pub value: String,
 }
 
+/// The most segments a `--set` key may have. The deepest field of a scenario,
+/// `cases[0].faults[0].extra.ms`, has six; the bound keeps a key of thousands of segments
+/// from building a table nested as deep.
+pub const MAX_KEY_SEGMENTS: usize = 16;
+
 impl Override {
     /// Parses `key=value`; the value may itself contain `=`.
     pub fn parse(s: &str) -> Result<Override, String> {
-        match s.split_once('=') {
-            Some((k, v)) if FieldPath::parse(k.trim()).is_some() => {
-                Ok(Override { key: k.trim().to_owned(), value: v.trim().to_owned() })
-            }
-            _ => Err(format!("--set {s:?}: expected key=value with a dotted key such as quorum.deadline_ms=50")),
+        let quoted = crate::input::elide(s);
+        let Some((k, v)) = s.split_once('=') else {
+            return Err(format!(
+                "--set {quoted:?}: expected key=value with a dotted key such as quorum.deadline_ms=50"
+            ));
+        };
+        // Count before parsing, so a huge key costs no allocation per segment.
+        let segments = k.split(['.', '[']).count();
+        if segments > MAX_KEY_SEGMENTS {
+            return Err(format!(
+                "--set {quoted:?}: the key has {segments} segments; a field path has at most {MAX_KEY_SEGMENTS}"
+            ));
         }
+        match FieldPath::parse(k.trim()) {
+            Some(_) => Ok(Override { key: k.trim().to_owned(), value: v.trim().to_owned() }),
+            None => {
+                Err(format!("--set {quoted:?}: expected key=value with a dotted key such as quorum.deadline_ms=50"))
+            }
+        }
+    }
+}
+
+impl Override {
+    /// How an error names this override: `--set key=value`, a long value elided.
+    fn located(&self) -> String {
+        format!("--set {}", crate::input::elide(&self.to_string()))
     }
 }
 
@@ -138,22 +165,28 @@ impl Scenario {
         Scenario::parse("scenarios/chapter.toml", CHAPTER_TOML, &[]).expect("the embedded chapter scenario is valid")
     }
 
-    /// Reads and loads a scenario file.
+    /// Reads and loads a scenario file (at most [`MAX_FILE_BYTES`] of it are ever read).
     pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { file: file.clone(), source })?;
+        let bytes = crate::input::read_bounded(path, MAX_FILE_BYTES, "a scenario file")?;
+        Scenario::from_bytes(&path.display().to_string(), &bytes, overrides)
+    }
+
+    /// Loads a scenario from the bytes of a file; `file` names it in errors. Bytes that are
+    /// not UTF-8 are an error located at the first bad byte.
+    pub fn from_bytes(file: &str, bytes: &[u8], overrides: &[Override]) -> Result<Scenario, ScenarioError> {
         if bytes.len() > MAX_FILE_BYTES {
-            return Err(invalid(
-                &file,
-                "(file)",
-                format!("{} bytes; scenario files are at most {MAX_FILE_BYTES}", bytes.len()),
-            ));
+            let location = at_offset(file, &String::from_utf8_lossy(bytes), MAX_FILE_BYTES);
+            return Err(crate::input::InputError::TooLarge {
+                location,
+                what: "a scenario file",
+                max_bytes: MAX_FILE_BYTES,
+            }
+            .into());
         }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let at = e.utf8_error().valid_up_to();
-            invalid(&at_offset(&file, &String::from_utf8_lossy(&e.into_bytes()), at), "(file)", "not valid UTF-8")
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            invalid(&at_offset(file, &String::from_utf8_lossy(bytes), e.valid_up_to()), "(file)", "not valid UTF-8")
         })?;
-        Scenario::parse(&file, &text, overrides)
+        Scenario::parse(file, text, overrides)
     }
 
     /// Loads a scenario from text; `file` names it in errors.
@@ -268,12 +301,12 @@ impl Scenario {
 }
 
 fn invalid(location: &str, field: &str, message: impl Into<String>) -> ScenarioError {
-    ScenarioError::Invalid { location: location.to_owned(), field: field.to_owned(), message: clean(&message.into()) }
+    ScenarioError::Invalid { location: clean(location), field: clean(field), message: clean(&message.into()) }
 }
 
-/// Keeps errors to one line: toml's messages can span several.
+/// Keeps errors to one line (toml's messages can span several) and long values elided.
 fn clean(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::input::one_line(message)
 }
 
 fn deserialize<'de, T: DeserializeOwned, D>(de: D) -> Result<T, (String, D::Error)>
@@ -284,18 +317,6 @@ where
         let path = e.path().to_string();
         (path, e.into_inner())
     })
-}
-
-/// `file:line:column` for a byte offset into `text`, both counted from 1.
-fn at_offset(file: &str, text: &str, offset: usize) -> String {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    format!("{file}:{line}:{column}")
 }
 
 fn toml_error(file: &str, text: &str, e: &toml::de::Error, path: String) -> ScenarioError {
@@ -317,10 +338,10 @@ fn blame(overrides: &[Override], path: &FieldPath) -> String {
     let touching: Vec<String> = overrides
         .iter()
         .filter(|o| FieldPath::parse(&o.key).is_some_and(|k| path.starts_with(&k) || k.starts_with(path)))
-        .map(|o| format!("--set {o}"))
+        .map(Override::located)
         .collect();
     if touching.is_empty() {
-        overrides.iter().map(|o| format!("--set {o}")).collect::<Vec<_>>().join(" ")
+        overrides.iter().map(Override::located).collect::<Vec<_>>().join(" ")
     } else {
         touching.join(" ")
     }
@@ -352,18 +373,27 @@ fn span_of(doc: &DeTable<'_>, path: &FieldPath) -> Option<usize> {
 }
 
 fn apply_override(table: &mut toml::Table, o: &Override) -> Result<(), ScenarioError> {
-    let path = FieldPath::parse(&o.key).ok_or_else(|| invalid(&format!("--set {o}"), &o.key, "not a dotted key"))?;
-    let fail = |msg: String| invalid(&format!("--set {o}"), &path.to_string(), msg);
+    let path = FieldPath::parse(&o.key).ok_or_else(|| invalid(&o.located(), &o.key, "not a dotted key"))?;
+    let fail = |msg: String| invalid(&o.located(), &path.to_string(), msg);
     let shape = |seg: &Seg| match seg {
         Seg::Key(k) => format!("there is no table here to hold `{k}`"),
         Seg::Index(i) => format!("there is no list here to index with [{i}]"),
     };
     // The value is TOML when it parses as TOML (`50`, `true`, `"x"`, `{ dist = ... }`),
     // and a bare string otherwise (`quorum.data=balance=1`).
-    let value = toml::from_str::<toml::Table>(&format!("v = {}", o.value))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(o.value.clone()));
+    let value = match toml::from_str::<toml::Table>(&format!("v = {}", o.value)).ok().and_then(|mut t| t.remove("v")) {
+        Some(v) => v,
+        // Digits alone that TOML cannot hold are a number out of range, not a string.
+        None if is_integer_literal(&o.value) => {
+            return Err(fail(format!(
+                "{} is outside the range of a TOML integer ({} ..= {})",
+                crate::input::elide(&o.value),
+                i64::MIN,
+                i64::MAX
+            )));
+        }
+        None => toml::Value::String(o.value.clone()),
+    };
     let (last, parents) = path.0.split_last().ok_or_else(|| fail("empty key".into()))?;
     let mut cursor = TableOrArray::Table(table);
     for seg in parents {
@@ -398,6 +428,12 @@ fn apply_override(table: &mut toml::Table, o: &Override) -> Result<(), ScenarioE
         (_, seg) => return Err(fail(shape(seg))),
     }
     Ok(())
+}
+
+/// Whether `s` is written as a whole number: an optional sign, then digits and `_`.
+fn is_integer_literal(s: &str) -> bool {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    digits.starts_with(|c: char| c.is_ascii_digit()) && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 enum TableOrArray<'a> {
