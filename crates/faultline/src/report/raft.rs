@@ -321,7 +321,7 @@ pub fn timeline(obs: &[Observed<RaftObs>], faults: &[Fault], names: &[String], e
     // Leadership intervals.
     let mut since: Vec<Option<Time>> = vec![None; names.len()];
     let mark = |rows: &mut Vec<Vec<u8>>, s: usize, from: Time, to: Time| {
-        rows[s][col(from)..=col(to)].fill(b'L');
+        rows[s][col(from.min(to))..=col(to)].fill(b'L');
     };
     for o in obs {
         let s = o.node.index();
@@ -360,6 +360,10 @@ pub fn timeline(obs: &[Observed<RaftObs>], faults: &[Fault], names: &[String], e
             _ => continue,
         };
         let to = f.end.unwrap_or(end).min(end);
+        // A fault due after the run ended (a run shorter than its schedule) is not drawn.
+        if f.start > to {
+            continue;
+        }
         rows[s][col(f.start)..=col(to)].fill(ch);
     }
     let mut out = String::new();

@@ -93,6 +93,10 @@ fn required<T: Copy>(v: Option<T>, path: FieldPath) -> Check<T> {
 }
 
 /// A duration in milliseconds: finite and strictly positive, or (with `allow_zero`) zero.
+///
+/// Checked after conversion to integer nanoseconds, the form the simulator uses: a positive
+/// value that rounds to 0 ns is refused, never read as zero (a zero period would sit at one
+/// instant forever, and a zero retry interval means "no retries").
 fn millis(v: f64, path: &FieldPath, allow_zero: bool) -> Check<Span> {
     if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
         let want = if allow_zero { "zero or more" } else { "more than zero" };
@@ -102,7 +106,14 @@ fn millis(v: f64, path: &FieldPath, allow_zero: bool) -> Check<Span> {
     if v > 365.0 * 24.0 * 3_600_000.0 {
         return bad(path.clone(), format!("{v} ms is longer than a year of virtual time"));
     }
-    Ok(Span::from_millis_f64(v))
+    let span = Span::from_millis_f64(v);
+    if span == Span::ZERO && v != 0.0 {
+        return bad(
+            path.clone(),
+            format!("{v} ms rounds to 0 ns; virtual time counts whole nanoseconds (the least is 0.000001 ms)"),
+        );
+    }
+    Ok(span)
 }
 
 /// An optional positive duration, `default` when the file leaves it out.
@@ -193,12 +204,17 @@ pub fn dist(raw: &RawDist, path: &FieldPath) -> Check<LatencyDist> {
         }
         "pareto" => {
             only(path, &what, &fields, &["scale_ms", "shape", "cap_ms"])?;
+            let scale = ms(raw.scale_ms, "scale_ms", false)?;
             let cap = raw.cap_ms.map(|c| millis(c, &path.key("cap_ms"), false)).transpose()?;
-            LatencyDist::Pareto {
-                scale: ms(raw.scale_ms, "scale_ms", false)?,
-                shape: positive(raw.shape, "shape")?,
-                cap,
+            if let Some(cap) = cap
+                && cap < scale
+            {
+                return bad(
+                    path.key("cap_ms"),
+                    format!("cap_ms {cap} is below scale_ms {scale}, the least value a Pareto latency takes"),
+                );
             }
+            LatencyDist::Pareto { scale, shape: positive(raw.shape, "shape")?, cap }
         }
         other => {
             return bad(
