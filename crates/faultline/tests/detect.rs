@@ -15,8 +15,7 @@ fn load(file: &str) -> Scenario {
 }
 
 fn detect(file: &str, detectors: &[(DetectorKind, Vec<f64>)], seeds: std::ops::Range<u64>) -> Vec<DetectRow> {
-    let seeds: Vec<u64> = seeds.collect();
-    eval::detect(&load(file), detectors, &seeds, &|| ()).expect("a heartbeat scenario")
+    eval::detect(&load(file), detectors, seeds, &|| ()).expect("a heartbeat scenario")
 }
 
 fn row<'a>(rows: &'a [DetectRow], case: &str, kind: DetectorKind, threshold: f64) -> &'a QosSummary {

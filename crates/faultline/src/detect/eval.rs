@@ -81,14 +81,17 @@ impl DetectorKind {
             && v > 0.0
             && match self {
                 DetectorKind::Probe => v.fract() == 0.0 && v <= 1000.0,
-                DetectorKind::Timeout => v <= 3.6e9,
+                // Judged in the integer nanoseconds the timeout runs on: 1e-10 ms is 0 ns.
+                DetectorKind::Timeout => v <= 3.6e9 && Span::from_millis_f64(v) > Span::ZERO,
                 _ => v <= 1e6,
             };
         if ok {
             return Ok(());
         }
         Err(match self {
-            DetectorKind::Timeout => format!("timeout threshold {v}: expected a timeout in ms, positive"),
+            DetectorKind::Timeout => format!(
+                "timeout threshold {v}: expected a timeout in ms, at least 0.000001 (1 ns) and at most 3600000000"
+            ),
             DetectorKind::Probe => format!("probe threshold {v}: expected a whole number of failed probes, 1 to 1000"),
             _ => format!("{} threshold {v}: expected a positive number", self.name()),
         })
@@ -286,12 +289,13 @@ fn probe_timeline(signals: &[(Time, bool)], k: usize) -> Timeline {
 }
 
 /// Runs every case of `scenario` over `seeds` and measures every detector at every
-/// threshold. Seeds run in parallel; the pooled results do not depend on the thread count
-/// (the merge is exact, and rows are assembled in a fixed order).
+/// threshold. Seeds run in parallel, drawn from the range as they are needed (a range of a
+/// billion seeds costs no memory up front); the pooled results do not depend on the thread
+/// count (the merge is exact, and rows are assembled in a fixed order).
 pub fn detect(
     scenario: &Scenario,
     detectors: &[(DetectorKind, Vec<f64>)],
-    seeds: &[u64],
+    seeds: std::ops::Range<u64>,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<DetectRow>, String> {
     let config = heartbeat_config(scenario)?;
@@ -312,8 +316,9 @@ pub fn detect(
     let mut rows = Vec::new();
     for case in 0..scenario.cases.len() {
         let pooled = seeds
-            .par_iter()
-            .map(|&seed| {
+            .clone()
+            .into_par_iter()
+            .map(|seed| {
                 let signals = record(scenario, config, case, seed);
                 let out: Vec<QosSummary> = configs.iter().map(|&(k, t)| measure(&signals, k, t, period)).collect();
                 progress();
