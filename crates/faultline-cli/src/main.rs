@@ -1,7 +1,8 @@
 //! The `faultline` command: run the chapter demo, scenario files, sweeps and benchmarks.
 //!
-//! Exit codes: 0 ok, 1 an invariant was violated, 2 bad input, usage or I/O error.
-//! Wall-clock reads live here (seed picking, benchmark timing), never in the library.
+//! Exit codes: 0 ok, 1 an invariant was violated, 2 bad input, usage or I/O error (a run
+//! past its memory budget included). Wall-clock reads live here (seed picking, benchmark
+//! timing), never in the library; so do the threads that watch for signals and memory.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -14,9 +15,11 @@ use faultline::detect::eval::{self, DetectorKind};
 use faultline::report::raft::RaftRow;
 use faultline::report::{self, Row, Variant};
 use faultline::scenario::{Override, Scenario, Workload};
-use faultline::trace::NdjsonTracer;
+use faultline::trace::{NdjsonTracer, Tracer};
 use serde::Serialize;
 
+mod budget;
+mod output;
 mod plot;
 
 #[derive(Parser)]
@@ -24,6 +27,29 @@ mod plot;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Stop with exit code 2 when the process's resident memory passes this many MiB.
+    /// Default: half the machine's memory, at most 8192.
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=budget::MAX_MB))]
+    memory_mb: Option<u64>,
+}
+
+/// The largest seed: TOML integers are signed 64-bit, so this is the largest a scenario
+/// file can name, and every seed the command takes or prints can be written in one.
+const MAX_SEED: u64 = i64::MAX as u64;
+/// The most seeds one `--seeds` range may cover.
+const MAX_SEEDS: u64 = 1_000_000_000;
+/// The most worker threads `--threads` may ask for.
+const MAX_THREADS: u64 = 1024;
+/// The default and the largest `--trace-max-mb`.
+const TRACE_MAX_MB: u64 = 4096;
+const TRACE_MAX_MB_LIMIT: u64 = 1 << 20;
+
+fn seed_arg() -> clap::builder::RangedU64ValueParser {
+    clap::value_parser!(u64).range(0..=MAX_SEED)
+}
+
+fn threads_arg() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS)
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -38,7 +64,7 @@ enum Command {
     /// with --coordinator, the extended table (twelve scenarios) against a chosen one.
     Demo {
         /// Root seed; the chapter's is 7.
-        #[arg(long, default_value_t = 7)]
+        #[arg(long, default_value_t = 7, value_parser = seed_arg())]
         seed: u64,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -51,8 +77,9 @@ enum Command {
     /// Run a scenario file, one row per case.
     Run {
         scenario: PathBuf,
-        /// Root seed; defaults to the file's `seed`, else one is picked and printed.
-        #[arg(long)]
+        /// Root seed (0 to 2^63-1); defaults to the file's `seed`, else one is picked and
+        /// printed.
+        #[arg(long, value_parser = seed_arg())]
         seed: Option<u64>,
         /// Override a scenario field by its dotted path, e.g. quorum.deadline_ms=50.
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
@@ -62,9 +89,14 @@ enum Command {
         case: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// Write every event as NDJSON to this file (written atomically).
+        /// Write every event as NDJSON to this file (written atomically; `-` is standard
+        /// output, and the results then go to standard error).
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// The largest trace, in MiB: a run whose trace would pass it fails (exit 2) and
+        /// leaves no partial file.
+        #[arg(long, value_name = "MIB", default_value_t = TRACE_MAX_MB, value_parser = clap::value_parser!(u64).range(1..=TRACE_MAX_MB_LIMIT))]
+        trace_max_mb: u64,
     },
     /// Run a scenario over a range of seeds, optionally varying one field.
     Sweep {
@@ -77,8 +109,9 @@ enum Command {
         vary: Option<String>,
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
         overrides: Vec<Override>,
-        /// Worker threads (results do not depend on it); defaults to the number of cores.
-        #[arg(long)]
+        /// Worker threads, 1 to 1024 (results do not depend on it); defaults to the number
+        /// of cores.
+        #[arg(long, value_parser = threads_arg())]
         threads: Option<usize>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -103,13 +136,14 @@ enum Command {
         seeds: SeedRange,
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
         overrides: Vec<Override>,
-        /// Worker threads (results do not depend on it); defaults to the number of cores.
-        #[arg(long)]
+        /// Worker threads, 1 to 1024 (results do not depend on it); defaults to the number
+        /// of cores.
+        #[arg(long, value_parser = threads_arg())]
         threads: Option<usize>,
         #[arg(long, value_enum, default_value_t = DetectFormat::Table)]
         format: DetectFormat,
         /// Also draw detection time against mistake rate per detector, as SVG (written
-        /// atomically).
+        /// atomically; `-` is standard output, and the table then goes to standard error).
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
     },
@@ -124,7 +158,7 @@ enum Command {
         /// Rounds per case (overrides quorum.rounds).
         #[arg(long)]
         rounds: Option<u64>,
-        #[arg(long)]
+        #[arg(long, value_parser = seed_arg())]
         seed: Option<u64>,
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
         overrides: Vec<Override>,
@@ -154,6 +188,8 @@ fn coordinator_names() -> clap::builder::PossibleValuesParser {
 #[derive(Clone, Debug)]
 struct SeedRange(std::ops::Range<u64>);
 
+/// Parses `A..B` (B excluded) or `A..=B` (B included): seeds from 0 to 2^63-1, at most
+/// [`MAX_SEEDS`] of them.
 fn parse_seeds(s: &str) -> Result<SeedRange, String> {
     let bad = || format!("{s:?}: expected A..B or A..=B, e.g. 1..1001");
     let (a, b, inclusive) = match s.split_once("..=") {
@@ -163,11 +199,24 @@ fn parse_seeds(s: &str) -> Result<SeedRange, String> {
             (a, b, false)
         }
     };
-    let a: u64 = a.trim().parse().map_err(|_| bad())?;
-    let b: u64 = b.trim().parse().map_err(|_| bad())?;
-    let end = if inclusive { b.checked_add(1).ok_or_else(bad)? } else { b };
+    let seed = |v: &str| -> Result<u64, String> {
+        let v = v.trim();
+        match v.parse::<u64>() {
+            Ok(n) if n <= MAX_SEED => Ok(n),
+            // Digits too large for a seed: say so rather than "expected A..B".
+            _ if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                Err(format!("{s:?}: seed {} is above the largest seed, {MAX_SEED}", faultline::input::elide(v)))
+            }
+            _ => Err(bad()),
+        }
+    };
+    let (a, b) = (seed(a)?, seed(b)?);
+    let end = if inclusive { b + 1 } else { b };
     if end <= a {
         return Err(format!("{s:?}: the range is empty"));
+    }
+    if end - a > MAX_SEEDS {
+        return Err(format!("{s:?}: {} seeds; one range covers at most {MAX_SEEDS}", end - a));
     }
     Ok(SeedRange(a..end))
 }
@@ -196,26 +245,33 @@ macro_rules! outp {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = output::check_stdout_open().and_then(|()| output::install_cleanup()) {
+        return fail(&e);
+    }
+    budget::watch(cli.memory_mb.unwrap_or_else(budget::default_mb), cli.memory_mb.is_some());
+    // A trace or plot on standard output takes it; the results then go to standard error.
+    let results_to_stderr = match &cli.command {
+        Command::Run { trace: Some(p), .. } | Command::Detect { plot: Some(p), .. } => output::is_stdout(p),
+        _ => false,
+    };
     let mut out = String::new();
     let result = execute(cli.command, &mut out);
-    if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes())
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("error: writing the output: {e}");
-        return ExitCode::from(2);
+    if results_to_stderr {
+        let _ = std::io::stderr().lock().write_all(out.as_bytes());
+    } else if let Err(e) = output::print(out.as_bytes()) {
+        return fail(&e);
     }
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Violated) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(2)
-        }
+        Err(e) => fail(&e),
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Reports a failed command as one `error:` line and exits 2.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    output::eprint_line(&format!("error: {}", faultline::input::one_line(&format!("{e:#}"))));
+    ExitCode::from(2)
 }
 
 fn execute(command: Command, out: &mut String) -> Result<Outcome> {
@@ -240,7 +296,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             print_rows(out, seed, &rows, &[], format)?;
             Ok(verdict(first_violations(&rows), &reproduce))
         }
-        Command::Run { scenario, seed, overrides, case, format, trace } => {
+        Command::Run { scenario, seed, overrides, case, format, trace, trace_max_mb } => {
             let s = Scenario::load(&scenario, &overrides)?;
             let seed = pick_seed(seed, &s);
             let cases: Vec<usize> = match &case {
@@ -257,23 +313,8 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             if let Workload::Raft(r) = &s.workload {
                 let rows: Vec<RaftRow> = match &trace {
                     None => cases.iter().map(|&c| report::raft::run_case(&s, &r.config, c, seed, r.liveness)).collect(),
-                    Some(path) => write_atomically(path, |file| {
-                        let mut rows = Vec::new();
-                        for &c in &cases {
-                            write_case_header(file, &s, c, seed)?;
-                            let tracer = NdjsonTracer::new(std::io::BufWriter::new(file.try_clone()?));
-                            let (row, tracer) = report::raft::run_case_traced(
-                                &s,
-                                &r.config,
-                                c,
-                                seed,
-                                r.liveness,
-                                Some(Box::new(tracer)),
-                            );
-                            tracer.expect("the tracer is handed back").finish().context("writing the trace")?;
-                            rows.push(row);
-                        }
-                        Ok(rows)
+                    Some(path) => traced(path, &scenario, trace_max_mb, &s, &cases, seed, |c, tracer| {
+                        report::raft::run_case_traced(&s, &r.config, c, seed, r.liveness, Some(tracer))
                     })?,
                 };
                 print_raft(out, seed, &rows, &drawn(&s, &cases, seed), format)?;
@@ -302,7 +343,7 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 if h.data_probe.is_some() {
                     detectors.push((DetectorKind::Probe, vec![1.0]));
                 }
-                let rows = eval::detect(&s, &detectors, &[seed], &|| ()).map_err(anyhow::Error::msg)?;
+                let rows = eval::detect(&s, &detectors, seed..seed + 1, &|| ()).map_err(anyhow::Error::msg)?;
                 print_detect(
                     out,
                     &s,
@@ -317,18 +358,8 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             }
             let rows = match &trace {
                 None => cases.iter().map(|&c| report::run_case(&s, c, seed, None).0).collect(),
-                Some(path) => write_atomically(path, |file| {
-                    let mut rows = Vec::new();
-                    for &c in &cases {
-                        write_case_header(file, &s, c, seed)?;
-                        // The tracer writes through its own handle on the same file; the
-                        // handles share one offset, so case blocks follow each other.
-                        let tracer = NdjsonTracer::new(std::io::BufWriter::new(file.try_clone()?));
-                        let (row, tracer) = report::run_case(&s, c, seed, Some(Box::new(tracer)));
-                        tracer.expect("the tracer is handed back").finish().context("writing the trace")?;
-                        rows.push(row);
-                    }
-                    Ok(rows)
+                Some(path) => traced(path, &scenario, trace_max_mb, &s, &cases, seed, |c, tracer| {
+                    report::run_case(&s, c, seed, Some(tracer))
                 })?,
             };
             print_rows(out, seed, &rows, &drawn(&s, &cases, seed), format)?;
@@ -436,19 +467,18 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 }
                 detectors.push((k, ts));
             }
-            let seed_list: Vec<u64> = seeds.0.clone().collect();
-            let jobs = (seed_list.len() * s.cases.len()) as u64;
+            let jobs = (seeds.0.end - seeds.0.start) * s.cases.len() as u64;
             let bar = progress_bar(jobs);
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
             let rows = pool
-                .install(|| eval::detect(&s, &detectors, &seed_list, &|| bar.inc(1)))
+                .install(|| eval::detect(&s, &detectors, seeds.0.clone(), &|| bar.inc(1)))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
             bar.finish_and_clear();
             // The table first: a plot that cannot be drawn does not cost the results.
             print_detect(out, &s, seeds.0, &rows, format)?;
             if let Some(path) = &plot {
                 let svg = plot::svg(&s.name, &rows)?;
-                write_atomically(path, |f| Ok(f.write_all(svg.as_bytes())?))?;
+                output::write_output(path, &[&scenario], |f| Ok(f.write_all(svg.as_bytes())?))?;
             }
             Ok(Outcome::Ok)
         }
@@ -521,16 +551,37 @@ struct BenchResult {
     events_per_s: f64,
 }
 
-/// A trace's header line for case `c`: its name, the seed, and every fault in full.
-fn write_case_header(file: &mut std::fs::File, s: &Scenario, c: usize, seed: u64) -> Result<()> {
-    let header = serde_json::json!({
-        "kind": "case",
-        "case": s.cases[c].name,
-        "seed": seed,
-        "faults": s.describe_faults(c, seed),
-    });
-    writeln!(file, "{header}")?;
-    Ok(())
+/// Runs `cases` with their trace written to `path` (see [`output::write_output`]), at most
+/// `max_mb` MiB of it: per case a header line, then its events.
+fn traced<R>(
+    path: &Path,
+    scenario_path: &Path,
+    max_mb: u64,
+    s: &Scenario,
+    cases: &[usize],
+    seed: u64,
+    run: impl Fn(usize, Box<dyn Tracer>) -> (R, Option<Box<dyn Tracer>>),
+) -> Result<Vec<R>> {
+    output::write_output(path, &[scenario_path], |file| {
+        let budget = output::Capped::new(std::io::sink(), max_mb, "--trace-max-mb");
+        let mut rows = Vec::new();
+        for &c in cases {
+            let header = serde_json::json!({
+                "kind": "case",
+                "case": s.cases[c].name,
+                "seed": seed,
+                "faults": s.describe_faults(c, seed),
+            });
+            writeln!(budget.sharing(&mut *file), "{header}").context("writing the trace")?;
+            // The tracer writes through its own handle on the same file; the handles share
+            // one offset, so case blocks follow each other.
+            let tracer = NdjsonTracer::new(std::io::BufWriter::new(budget.sharing(file.try_clone()?)));
+            let (row, tracer) = run(c, Box::new(tracer));
+            tracer.expect("the tracer is handed back").finish().context("writing the trace")?;
+            rows.push(row);
+        }
+        Ok(rows)
+    })
 }
 
 /// Refuses a heartbeat scenario for a command that runs the quorum coordinator.
@@ -872,8 +923,8 @@ fn shell_quote(word: &str) -> String {
 fn verdict<'a>(first: impl Iterator<Item = (&'a str, &'a str, u64, &'a str)>, reproduce: &str) -> Outcome {
     let mut outcome = Outcome::Ok;
     for (case, property, t_ns, detail) in first {
-        eprintln!("violation: case {case}: {property} at {:.3} ms: {detail}", t_ns as f64 / 1e6);
-        eprintln!("reproduce: {reproduce} --case {}", shell_quote(case));
+        output::eprint_line(&format!("violation: case {case}: {property} at {:.3} ms: {detail}", t_ns as f64 / 1e6));
+        output::eprint_line(&format!("reproduce: {reproduce} --case {}", shell_quote(case)));
         outcome = Outcome::Violated;
     }
     outcome
@@ -902,8 +953,8 @@ fn sweep_verdict<'a>(
         if let Some(v) = vary {
             repro.push_str(&format!(" --set {}", shell_quote(v)));
         }
-        eprintln!("violation: case {case}: {violating} of {seeds} seeds violated {what}");
-        eprintln!("reproduce: {repro} --case {}", shell_quote(case));
+        output::eprint_line(&format!("violation: case {case}: {violating} of {seeds} seeds violated {what}"));
+        output::eprint_line(&format!("reproduce: {repro} --case {}", shell_quote(case)));
         outcome = Outcome::Violated;
     }
     outcome
@@ -943,28 +994,4 @@ fn variants(path: &Path, overrides: &[Override], vary: Option<&str>) -> Result<V
             Ok(Variant { label: format!("{key}={v}"), scenario: Scenario::load(path, &o)? })
         })
         .collect()
-}
-
-/// Writes `path` through a temporary file in the same directory, renamed into place only
-/// when `write` succeeds: a failed or interrupted run never leaves a half-written file
-/// over what was there.
-fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<T>) -> Result<T> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot create a file beside it", path.display()))?;
-    let value = write(tmp.as_file_mut())?;
-    tmp.as_file_mut().flush()?;
-    // A temporary file is private (0600); the result should look like any file the user
-    // writes: keep the permissions of the file it replaces, else the usual 0644.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode());
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    tmp.persist(path).with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(value)
 }
