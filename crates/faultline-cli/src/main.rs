@@ -40,6 +40,8 @@ const MAX_SEED: u64 = i64::MAX as u64;
 const MAX_SEEDS: u64 = 1_000_000_000;
 /// The most worker threads `--threads` may ask for.
 const MAX_THREADS: u64 = 1024;
+/// The most values one `--vary` or `--threshold` list may give.
+const MAX_LIST_VALUES: usize = 1000;
 /// The default and the largest `--trace-max-mb`.
 const TRACE_MAX_MB: u64 = 4096;
 const TRACE_MAX_MB_LIMIT: u64 = 1 << 20;
@@ -244,7 +246,10 @@ macro_rules! outp {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     if let Err(e) = output::check_stdout_open().and_then(|()| output::install_cleanup()) {
         return fail(&e);
     }
@@ -266,6 +271,23 @@ fn main() -> ExitCode {
         Ok(Outcome::Violated) => ExitCode::from(1),
         Err(e) => fail(&e),
     }
+}
+
+/// Prints help or the version as clap does; a usage error becomes one `error:` line (clap's
+/// first paragraph, folded) and exit 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(e.exit_code() as u8);
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.split("\n\n").next().unwrap_or_default();
+    output::eprint_line(&format!("{} (see --help)", faultline::input::one_line(first)));
+    ExitCode::from(2)
 }
 
 /// Reports a failed command as one `error:` line and exits 2.
@@ -297,6 +319,9 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             Ok(verdict(first_violations(&rows), &reproduce))
         }
         Command::Run { scenario, seed, overrides, case, format, trace, trace_max_mb } => {
+            if let Some(path) = &trace {
+                output::check_output(path, &[&scenario])?;
+            }
             let s = Scenario::load(&scenario, &overrides)?;
             let seed = pick_seed(seed, &s);
             let cases: Vec<usize> = match &case {
@@ -398,6 +423,9 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             Ok(sweep_verdict(&scenario, &overrides, "an invariant", tally))
         }
         Command::Detect { scenario, detector, threshold, seeds, overrides, threads, format, plot } => {
+            if let Some(path) = &plot {
+                output::check_output(path, &[&scenario])?;
+            }
             let s = Scenario::load(&scenario, &overrides)?;
             let h = eval::heartbeat_config(&s).map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
             let kinds: Vec<DetectorKind> = if detector.is_empty() {
@@ -428,12 +456,25 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                     }
                     None => (None, t.as_str()),
                 };
+                let t = faultline::input::elide(t);
                 let values = values
                     .split(',')
                     .map(|v| {
-                        v.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--threshold {t:?}: {v:?} is not a number"))
+                        v.trim().parse::<f64>().map_err(|_| {
+                            anyhow::anyhow!(
+                                "--threshold {t:?}: {:?} is not a number",
+                                faultline::input::elide(v.trim())
+                            )
+                        })
                     })
                     .collect::<Result<Vec<f64>>>()?;
+                let given = match kind {
+                    Some(k) => named.iter().find(|(n, _)| *n == k).map_or(0, |(_, l)| l.len()),
+                    None => shared.as_ref().map_or(0, Vec::len),
+                };
+                if given + values.len() > MAX_LIST_VALUES {
+                    bail!("--threshold {t:?}: more than {MAX_LIST_VALUES} thresholds for one detector");
+                }
                 match kind {
                     // Repeating a detector adds to its list.
                     Some(k) => match named.iter_mut().find(|(n, _)| *n == k) {
@@ -985,6 +1026,10 @@ fn variants(path: &Path, overrides: &[Override], vary: Option<&str>) -> Result<V
     let values: Vec<&str> = values.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
     if values.is_empty() {
         bail!("--vary {vary:?}: no values");
+    }
+    // Each value loads a scenario of its own before any seed runs.
+    if values.len() > MAX_LIST_VALUES {
+        bail!("--vary {:?}: {} values; at most {MAX_LIST_VALUES}", faultline::input::elide(vary), values.len());
     }
     values
         .iter()

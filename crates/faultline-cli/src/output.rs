@@ -90,14 +90,24 @@ pub fn is_stdout(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// Writes the output `path` (see the module's rules) with `write`. `inputs` are the files
-/// this command reads, which an output must not replace.
-pub fn write_output<T>(path: &Path, inputs: &[&Path], write: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+/// What an output path is, once links are followed.
+enum Target {
+    Stdout,
+    /// A FIFO, a device or a socket: written in place.
+    Special(PathBuf),
+    /// A regular file, or nothing yet: written atomically.
+    Regular(PathBuf),
+}
+
+/// Checks an output path before any work is done: not an input of this command, not a
+/// directory. [`write_output`] checks again when it writes.
+pub fn check_output(path: &Path, inputs: &[&Path]) -> Result<()> {
+    target(path, inputs).map(drop)
+}
+
+fn target(path: &Path, inputs: &[&Path]) -> Result<Target> {
     if is_stdout(path) {
-        let mut out = stdout_file()?;
-        let value = write(&mut out)?;
-        out.flush().context("standard output")?;
-        return Ok(value);
+        return Ok(Target::Stdout);
     }
     let shown = path.display();
     let target = follow_links(path);
@@ -109,18 +119,29 @@ pub fn write_output<T>(path: &Path, inputs: &[&Path], write: impl FnOnce(&mut Fi
             if meta.is_dir() {
                 bail!("{shown}: is a directory");
             }
-            if !meta.is_file() {
-                let mut file =
-                    File::options().write(true).open(&target).with_context(|| format!("{shown}: cannot write"))?;
-                let value = write(&mut file)?;
-                file.flush().with_context(|| format!("{shown}: cannot write"))?;
-                return Ok(value);
-            }
+            Ok(if meta.is_file() { Target::Regular(target) } else { Target::Special(target) })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow::anyhow!("{shown}: cannot write: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Target::Regular(target)),
+        Err(e) => Err(anyhow::anyhow!("{shown}: cannot write: {e}")),
     }
-    write_atomically(&target, &shown.to_string(), write)
+}
+
+/// Writes the output `path` (see the module's rules) with `write`. `inputs` are the files
+/// this command reads, which an output must not replace.
+pub fn write_output<T>(path: &Path, inputs: &[&Path], write: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+    let shown = path.display().to_string();
+    let (mut file, shown) = match target(path, inputs)? {
+        Target::Regular(target) => return write_atomically(&target, &shown, write),
+        Target::Stdout => (stdout_file()?, "standard output".to_owned()),
+        Target::Special(target) => {
+            let file =
+                File::options().write(true).open(&target).map_err(|e| anyhow::anyhow!("{shown}: cannot write: {e}"))?;
+            (file, shown)
+        }
+    };
+    let value = write(&mut file)?;
+    file.flush().map_err(|e| anyhow::anyhow!("{shown}: cannot write: {e}"))?;
+    Ok(value)
 }
 
 /// Standard output as a file of its own (a duplicate descriptor): writes to it report

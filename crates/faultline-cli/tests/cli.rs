@@ -53,6 +53,15 @@ const MALFORMED: &[(&str, usize, &str)] = &[
     ("heartbeat-swim-timeout-too-long.toml", 7, "heartbeat.swim.timeout_ms"),
     ("raft-unknown-read-path.toml", 8, "raft.read"),
     ("raft-bootstrap-not-a-server.toml", 7, "raft.bootstrap_leader"),
+    // Durations are judged in the nanoseconds the simulator counts: a positive value that
+    // rounds to 0 ns is refused, never read as zero.
+    ("raft-heartbeat-rounds-to-zero.toml", 7, "raft.heartbeat_ms"),
+    ("raft-duration-rounds-to-zero.toml", 7, "raft.duration_ms"),
+    ("raft-liveness-budget-rounds-to-zero.toml", 7, "raft.liveness_budget_ms"),
+    ("data-probe-interval-rounds-to-zero.toml", 7, "heartbeat.data_probe.interval_ms"),
+    ("retry-rounds-to-zero.toml", 7, "quorum.retry_ms"),
+    ("pareto-cap-below-scale.toml", 9, "network.latency.cap_ms"),
+    ("max-events-beyond-u64.toml", 8, "limits.max_events"),
 ];
 
 /// What a finished `faultline` process left behind.
@@ -791,4 +800,242 @@ fn a_raft_sweep_finds_a_canary_and_names_the_first_seed() {
     );
     let clean = ok(&["sweep", &canaries, "--seeds", "1..3"]);
     assert!(clean.lines().skip(1).all(|l| l.contains("violating_seeds=0")), "{clean}");
+}
+
+// Hostile input and hostile environments: each test here is the regression test of one
+// finding of the hardening review (issue 11).
+
+const RAFT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/raft.toml");
+
+/// Whether a process ended by a panic or an abort rather than an exit code of ours.
+fn crashed(out: &Out) -> bool {
+    out.code.is_none() || out.code == Some(101) || out.code == Some(134) || out.stderr.contains("panicked")
+}
+
+#[test]
+fn durations_of_a_nanosecond_run_without_panicking() {
+    // 1e-10 ms is refused (the malformed corpus); 1 ns is the least duration and is valid.
+    // A run shorter than its fault schedule once panicked drawing its timeline.
+    let out = faultline(&["run", RAFT, "--set", "raft.duration_ms=0.000001", "--case", "crash-leader"]);
+    assert!(!crashed(&out) && out.code == Some(0), "{out:?}");
+    let out = faultline(&["run", RAFT, "--set", "raft.liveness_budget_ms=0.000001", "--case", "crash-leader"]);
+    assert!(!crashed(&out), "{out:?}");
+    if out.code == Some(1) {
+        assert!(out.stderr.contains("within 1ns"), "a 1 ns budget must not print as 0.000ms: {}", out.stderr);
+    }
+    let out = faultline(&["run", CHAPTER, "--set", "quorum.retry_ms=0.0000004"]);
+    assert!(one_line_error(&out, "retry_ms").contains("rounds to 0 ns"), "{out:?}");
+}
+
+#[test]
+fn a_set_key_of_fifty_thousand_segments_is_one_short_line() {
+    let key = vec!["a"; 50_000].join(".");
+    let out = faultline(&["run", CHAPTER, "--set", &format!("quorum.{key}=1")]);
+    let line = one_line_error(&out, "deep --set");
+    assert!(line.contains("at most 16"), "{line}");
+    assert!(line.len() < 2_000, "the error repeats the key: {} bytes", line.len());
+}
+
+#[test]
+fn a_huge_value_is_elided_in_the_error() {
+    // In a file: a 600 KB fault kind.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let text = std::fs::read_to_string(CHAPTER).unwrap().replacen(
+        "kind = \"crash\"",
+        &format!("kind = \"{}\"", "x".repeat(600_000)),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let line = one_line_error(&faultline(&["run", path.to_str().unwrap()]), "huge kind");
+    assert!(
+        line.contains(".kind: unknown fault kind") && line.contains("characters]"),
+        "{}",
+        &line[..300.min(line.len())]
+    );
+    assert!(line.len() < 4_000, "the error repeats the value: {} bytes", line.len());
+    // On the command line (an argument is at most 128 KiB).
+    let value = "x".repeat(100_000);
+    let out = faultline(&["run", CHAPTER, "--set", &format!("quorum.coordinator={value}")]);
+    let line = one_line_error(&out, "huge --set value");
+    assert!(line.contains("quorum.coordinator") && line.contains("characters]"), "{}", &line[..300.min(line.len())]);
+    assert!(line.len() < 4_000, "the error repeats the value: {} bytes", line.len());
+}
+
+#[test]
+fn inputs_are_read_through_a_bounded_reader() {
+    // /dev/zero never ends: refused after the first byte past 1 MiB, located.
+    let line = one_line_error(&faultline(&["run", "/dev/zero"]), "/dev/zero");
+    assert!(line.starts_with("error: /dev/zero:1:1048577: (file): larger than 1048576 bytes"), "{line}");
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, "# padding\n".repeat(200_000)).unwrap();
+    let big = big.to_str().unwrap();
+    let line = one_line_error(&faultline(&["run", big]), "2 MB file");
+    assert!(line.starts_with(&format!("error: {big}:104858:")), "the size error has a line and column: {line}");
+    // An OS error is said once.
+    let line = one_line_error(&faultline(&["run", dir.path().to_str().unwrap()]), "a directory");
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
+}
+
+#[test]
+fn bounds_on_seeds_threads_and_numbers_name_the_flag() {
+    usage_error(&["sweep", CHAPTER, "--seeds", "1..3", "--threads", "100000"], "--threads");
+    usage_error(
+        &["sweep", CHAPTER, "--seeds", "0..=18446744073709551615"],
+        "above the largest seed, 9223372036854775807",
+    );
+    usage_error(&["sweep", CHAPTER, "--seeds", "0..=9223372036854775807"], "at most 1000000000");
+    usage_error(&["run", CHAPTER, "--seed", "9223372036854775808"], "--seed");
+    let out = faultline(&["run", CHAPTER, "--set", "limits.max_events=18446744073709551615"]);
+    assert!(one_line_error(&out, "max_events").contains("outside the range of a TOML integer"), "{out:?}");
+    let values: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+    usage_error(
+        &["sweep", CHAPTER, "--seeds", "1..2", "--vary", &format!("quorum.rounds={}", values.join(","))],
+        "at most 1000",
+    );
+}
+
+#[test]
+fn detect_draws_a_billion_seeds_lazily() {
+    // Building the list first would allocate 8 GB at once; the memory budget would stop it
+    // with exit 2 within a fraction of a second. Drawn lazily, the run is still going.
+    let mut child = Command::new(BIN)
+        .args(["detect", &detectors("crash.toml"), "--seeds", "1..1000000001", "--detector", "timeout"])
+        .args(["--threshold", "4000", "--memory-mb", "256", "--threads", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(status.is_none(), "detect ended early: {status:?} {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_run_too_large_for_its_memory_budget_stops_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raft-99x1000.toml");
+    std::fs::write(
+        &path,
+        "name = \"big\"\nprotocol = \"raft\"\n[raft]\nservers = 99\nclients = 1000\nduration_ms = 30_000\n\
+         [raft.client]\ninterval_ms = 20\nops = 0\n[[cases]]\nname = \"healthy\"\n",
+    )
+    .unwrap();
+    let out = faultline(&["run", path.to_str().unwrap(), "--memory-mb", "96"]);
+    let line = one_line_error(&out, "memory budget");
+    assert!(line.contains("memory budget") && line.contains("--memory-mb 96"), "{line}");
+}
+
+/// The files in `dir` whose names start with `.tmp`: temporary outputs left behind.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".tmp"))
+        .collect()
+}
+
+#[test]
+fn outputs_to_special_files_links_and_standard_output_are_written_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    // A symbolic link: its target is replaced, the link stays.
+    let target = dir.path().join("real.ndjson");
+    std::fs::write(&target, "old\n").unwrap();
+    let link = dir.path().join("link.ndjson");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    ok(&["run", CHAPTER, "--case", "healthy", "--trace", link.to_str().unwrap()]);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert!(std::fs::read_to_string(&target).unwrap().starts_with("{\"case\":\"healthy\""));
+    // A character device stays one.
+    ok(&["run", CHAPTER, "--case", "healthy", "--trace", "/dev/null"]);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    // A FIFO is written into, not replaced.
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    ok(&["run", CHAPTER, "--case", "healthy", "--trace", fifo.to_str().unwrap()]);
+    assert!(reader.join().unwrap().lines().count() > 10);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced");
+    // `-`: the trace on standard output, the results on standard error.
+    let out = faultline(&["run", CHAPTER, "--case", "healthy", "--trace", "-"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "stdout is NDJSON only");
+    assert!(out.stderr.starts_with("seed: 7\nhealthy "), "{}", out.stderr);
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn an_output_never_overwrites_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("mine.toml");
+    std::fs::copy(CHAPTER, &scenario).unwrap();
+    let before = std::fs::read(&scenario).unwrap();
+    let path = scenario.to_str().unwrap();
+    let line = one_line_error(&faultline(&["run", path, "--trace", path]), "trace onto the scenario");
+    assert!(line.contains("input of this command"), "{line}");
+    // Through a link too.
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink(&scenario, &link).unwrap();
+    one_line_error(&faultline(&["run", path, "--trace", link.to_str().unwrap()]), "trace onto a link to it");
+    let gray = detectors("gray.toml");
+    let out = faultline(&["detect", &gray, "--seeds", "1..2", "--plot", &gray]);
+    one_line_error(&out, "plot onto the scenario");
+    assert_eq!(std::fs::read(&scenario).unwrap(), before, "the scenario was changed");
+}
+
+#[test]
+fn a_trace_past_its_size_limit_fails_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.ndjson");
+    let out = faultline(&["run", RAFT, "--case", "healthy", "--trace", trace.to_str().unwrap(), "--trace-max-mb", "1"]);
+    let line = one_line_error(&out, "trace limit");
+    assert!(line.contains("limit of 1 MiB") && line.contains("--trace-max-mb"), "{line}");
+    assert!(!trace.exists());
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn sigint_and_sigterm_during_a_trace_leave_no_temporary_file() {
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let trace = dir.path().join("t.ndjson");
+        let mut child = Command::new(BIN)
+            .args(["run", RAFT, "--set", "raft.duration_ms=3600000", "--trace", trace.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the temporary trace exists, then interrupt.
+        let started = std::time::Instant::now();
+        while leftovers(dir.path()).is_empty() && started.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!leftovers(dir.path()).is_empty(), "no temporary trace appeared");
+        assert!(Command::new("kill").arg(signal).arg(child.id().to_string()).status().unwrap().success());
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert!(status.code() == Some(code) || status.signal().is_some(), "{signal}: {status:?}");
+        assert!(leftovers(dir.path()).is_empty(), "{signal} left {:?}", leftovers(dir.path()));
+        assert!(!trace.exists());
+    }
+}
+
+#[test]
+fn a_full_standard_error_and_a_closed_standard_output_exit_2() {
+    let full = std::fs::File::options().write(true).open("/dev/full").unwrap();
+    let status = Command::new(BIN).args(["run", "/no/such/file.toml"]).stderr(full).status().unwrap();
+    assert_eq!(status.code(), Some(2), "an error that cannot be printed still exits 2");
+    let out = Command::new("sh").args(["-c", "exec \"$0\" demo >&-", BIN]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("standard output is closed"), "{out:?}");
+    // /dev/null opened by the shell is a place to write, not a closed output.
+    let out = Command::new("sh").args(["-c", "exec \"$0\" demo >/dev/null", BIN]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

@@ -96,7 +96,11 @@ impl fmt::Display for Time {
 
 impl fmt::Debug for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.3}ms", self.as_millis_f64())
+        // Milliseconds to three places, unless that would print a positive span as zero.
+        match self.0 {
+            1..500 => write!(f, "{}ns", self.0),
+            _ => write!(f, "{:.3}ms", self.as_millis_f64()),
+        }
     }
 }
 
