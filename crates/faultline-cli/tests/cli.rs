@@ -62,6 +62,8 @@ const MALFORMED: &[(&str, usize, &str)] = &[
     ("retry-rounds-to-zero.toml", 7, "quorum.retry_ms"),
     ("pareto-cap-below-scale.toml", 9, "network.latency.cap_ms"),
     ("max-events-beyond-u64.toml", 8, "limits.max_events"),
+    // Forge in a swarm with one node to fault once drew a silent zero-length delay.
+    ("swarm-forge-one-server.toml", 10, "cases[0].swarm.kinds[1]"),
 ];
 
 /// What a finished `faultline` process left behind.

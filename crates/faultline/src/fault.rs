@@ -128,53 +128,44 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub fn model(&self) -> Model {
+    /// The catalogue row this fault is an instance of.
+    pub fn fault_name(&self) -> FaultName {
         use FaultKind::*;
         match self {
-            Crash | FailStop | Restart | HalfOpen => Model::Crash,
-            Omit { .. }
-            | OmitEveryNth { .. }
-            | OmitLarge { .. }
-            | Partition { .. }
-            | Duplicate { .. }
-            | Reorder { .. } => Model::Omission,
-            Delay { .. } | Pause | Skew { .. } | SlowDisk { .. } => Model::Timing,
-            Tamper { .. } | Equivocate { .. } | Replay { .. } | Stale { .. } | Lie | Flip { .. } | Forge { .. } => {
-                Model::Byzantine
-            }
-            Gray { .. } => Model::Gray,
+            Crash => FaultName::Crash,
+            FailStop => FaultName::FailStop,
+            Restart => FaultName::Restart,
+            HalfOpen => FaultName::HalfOpen,
+            Omit { direction: Direction::Send, .. } => FaultName::OmitSend,
+            Omit { direction: Direction::Receive, .. } => FaultName::OmitReceive,
+            Omit { direction: Direction::General, .. } => FaultName::OmitGeneral,
+            OmitEveryNth { .. } => FaultName::OmitEveryNth,
+            OmitLarge { .. } => FaultName::OmitLarge,
+            Partition { .. } => FaultName::Partition,
+            Duplicate { .. } => FaultName::Duplicate,
+            Reorder { .. } => FaultName::Reorder,
+            Delay { .. } => FaultName::Delay,
+            Pause => FaultName::Pause,
+            Skew { .. } => FaultName::Skew,
+            SlowDisk { .. } => FaultName::SlowDisk,
+            Tamper { .. } => FaultName::Tamper,
+            Equivocate { .. } => FaultName::Equivocate,
+            Replay { .. } => FaultName::Replay,
+            Stale { .. } => FaultName::Stale,
+            Lie => FaultName::Lie,
+            Flip { .. } => FaultName::Flip,
+            Forge { .. } => FaultName::Forge,
+            Gray { .. } => FaultName::Gray,
         }
+    }
+
+    pub fn model(&self) -> Model {
+        self.fault_name().model()
     }
 
     /// The glossary word for the fault (docs/glossary.md).
     pub fn name(&self) -> &'static str {
-        use FaultKind::*;
-        match self {
-            Crash => "crash",
-            FailStop => "fail-stop",
-            Restart => "restart",
-            HalfOpen => "half-open",
-            Omit { direction: Direction::Send, .. } => "omit-send",
-            Omit { direction: Direction::Receive, .. } => "omit-receive",
-            Omit { direction: Direction::General, .. } => "omit-general",
-            OmitEveryNth { .. } => "omit-every-nth",
-            OmitLarge { .. } => "omit-large",
-            Partition { .. } => "partition",
-            Duplicate { .. } => "duplicate",
-            Reorder { .. } => "reorder",
-            Delay { .. } => "delay",
-            Pause => "pause",
-            Skew { .. } => "skew",
-            SlowDisk { .. } => "slow-disk",
-            Tamper { .. } => "tamper",
-            Equivocate { .. } => "equivocate",
-            Replay { .. } => "replay",
-            Stale { .. } => "stale",
-            Lie => "lie",
-            Flip { .. } => "flip",
-            Forge { .. } => "forge",
-            Gray { .. } => "gray",
-        }
+        self.fault_name().name()
     }
 
     /// Whether the injector judges the node's outgoing messages (and so needs to see them).
@@ -662,125 +653,238 @@ pub struct CatalogueEntry {
     pub model: Model,
     /// Parameter names with units, as written in a scenario's fault entry (besides `node`,
     /// `kind`, `at_ms`, and the window `until_ms` / `duration_ms`).
-    pub params: Vec<&'static str>,
+    pub params: &'static [&'static str],
     pub summary: &'static str,
+}
+
+/// Every fault kind a scenario can name, without its parameters: the catalogue's rows. The
+/// name, model, parameters and summary of each live in one place ([`FaultName::entry`]);
+/// scenario files name kinds by [`FaultName::name`], and everything past parsing matches
+/// on this enum, exhaustively.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultName {
+    Crash,
+    FailStop,
+    Restart,
+    HalfOpen,
+    OmitSend,
+    OmitReceive,
+    OmitGeneral,
+    OmitEveryNth,
+    OmitLarge,
+    Partition,
+    Duplicate,
+    Reorder,
+    Delay,
+    Pause,
+    Skew,
+    SlowDisk,
+    Tamper,
+    Equivocate,
+    Replay,
+    Stale,
+    Lie,
+    Flip,
+    Forge,
+    Gray,
+}
+
+impl FaultName {
+    /// Every kind, in the catalogue's order (which swarm draws index into: keep it).
+    pub const ALL: [FaultName; 24] = [
+        FaultName::Crash,
+        FaultName::FailStop,
+        FaultName::Restart,
+        FaultName::HalfOpen,
+        FaultName::OmitSend,
+        FaultName::OmitReceive,
+        FaultName::OmitGeneral,
+        FaultName::OmitEveryNth,
+        FaultName::OmitLarge,
+        FaultName::Partition,
+        FaultName::Duplicate,
+        FaultName::Reorder,
+        FaultName::Delay,
+        FaultName::Pause,
+        FaultName::Skew,
+        FaultName::SlowDisk,
+        FaultName::Tamper,
+        FaultName::Equivocate,
+        FaultName::Replay,
+        FaultName::Stale,
+        FaultName::Lie,
+        FaultName::Flip,
+        FaultName::Forge,
+        FaultName::Gray,
+    ];
+
+    /// The kind's catalogue entry.
+    pub fn entry(self) -> CatalogueEntry {
+        use FaultName::*;
+        let e = |name, model, params, summary| CatalogueEntry { name, model, params, summary };
+        match self {
+            Crash => e(
+                "crash",
+                Model::Crash,
+                &[],
+                "crash-stop at at_ms: never handles or sends again; in-flight messages still arrive",
+            ),
+            FailStop => e(
+                "fail-stop",
+                Model::Crash,
+                &[],
+                "crash-stop that every other node is told of at once (on_peer_down): the idealisation",
+            ),
+            Restart => e(
+                "restart",
+                Model::Crash,
+                &["duration_ms | until_ms (down time)"],
+                "crash-recovery: down over the window, then rebuilt with only what it had fsynced",
+            ),
+            HalfOpen => e(
+                "half-open",
+                Model::Crash,
+                &[],
+                "transport alive, application dead: probes are answered, data messages swallowed, timers stop",
+            ),
+            OmitSend => e(
+                "omit-send",
+                Model::Omission,
+                &["p (per message)"],
+                "loses each message the node sends with probability p",
+            ),
+            OmitReceive => e(
+                "omit-receive",
+                Model::Omission,
+                &["p (per message)"],
+                "loses each message sent to the node with probability p",
+            ),
+            OmitGeneral => e(
+                "omit-general",
+                Model::Omission,
+                &["p (per message)"],
+                "loses the node's outgoing and incoming messages with probability p",
+            ),
+            OmitEveryNth => e(
+                "omit-every-nth",
+                Model::Omission,
+                &["n (messages)", "direction (send|receive|general)"],
+                "loses exactly every n-th message: the NIC firmware bug",
+            ),
+            OmitLarge => e(
+                "omit-large",
+                Model::Omission,
+                &["bytes", "direction (send|receive|general)"],
+                "loses messages larger than bytes on the wire while small ones (heartbeats) pass",
+            ),
+            Partition => e(
+                "partition",
+                Model::Omission,
+                &["peers (node names)", "direction (send|receive|general)", "p (default 1)"],
+                "cuts the links between the node and peers, one way or both, or makes them lossy",
+            ),
+            Duplicate => e(
+                "duplicate",
+                Model::Omission,
+                &["p (per message)"],
+                "delivers a second copy of a sent message with probability p",
+            ),
+            Reorder => e(
+                "reorder",
+                Model::Omission,
+                &["p (per message)", "extra (latency distribution)"],
+                "holds a message back by an extra delay with probability p, so later ones overtake it",
+            ),
+            Delay => e(
+                "delay",
+                Model::Timing,
+                &["extra (latency distribution)"],
+                "adds a delay drawn from extra to every message the node sends",
+            ),
+            Pause => e(
+                "pause",
+                Model::Timing,
+                &["duration_ms | until_ms"],
+                "stop-the-world: the node handles nothing, its timers wait, then it resumes with a stale view",
+            ),
+            Skew => e(
+                "skew",
+                Model::Timing,
+                &["offset_ms", "drift_ppm"],
+                "the node's clock is offset and drifts: its timers fire early or late",
+            ),
+            SlowDisk => e(
+                "slow-disk",
+                Model::Timing,
+                &["extra (latency distribution)"],
+                "every fsync takes a delay from extra and stalls the node meanwhile",
+            ),
+            Tamper => e(
+                "tamper",
+                Model::Byzantine,
+                &["p (per message, default 1)"],
+                "rewrites the content of the node's messages as the protocol allows",
+            ),
+            Equivocate => e(
+                "equivocate",
+                Model::Byzantine,
+                &["p (per message, default 1)"],
+                "sends different content to different peers",
+            ),
+            Replay => e(
+                "replay",
+                Model::Byzantine,
+                &["p (per message)"],
+                "re-sends one of its earlier messages alongside a new one",
+            ),
+            Stale => e(
+                "stale",
+                Model::Byzantine,
+                &["age_ms"],
+                "answers reads from state as it was age_ms ago while reporting success",
+            ),
+            Lie => {
+                e("lie", Model::Byzantine, &[], "acks writes whose fsync silently did nothing: acked but not durable")
+            }
+            Flip => e(
+                "flip",
+                Model::Byzantine,
+                &["p (per message)", "bits (default 1)"],
+                "flips bits of the encoded message: undecodable ones are dropped as garbled, the rest are silently wrong",
+            ),
+            Forge => e(
+                "forge",
+                Model::Byzantine,
+                &["victim (node name)", "p (per message, default 1)"],
+                "also sends copies of its messages claiming victim sent them",
+            ),
+            Gray => e(
+                "gray",
+                Model::Gray,
+                &["p (per data message)", "extra (latency distribution, optional)"],
+                "data-plane messages lost or slow while health probes pass: observers disagree",
+            ),
+        }
+    }
+
+    /// The glossary word for the kind (docs/glossary.md), as scenarios write it.
+    pub fn name(self) -> &'static str {
+        self.entry().name
+    }
+
+    pub fn model(self) -> Model {
+        self.entry().model
+    }
+
+    /// The kind a scenario's `kind = "..."` names; `None` for a name the catalogue lacks.
+    pub fn parse(name: &str) -> Option<FaultName> {
+        FaultName::ALL.into_iter().find(|k| k.name() == name)
+    }
 }
 
 /// Every fault kind a scenario can name. docs/failure-models.md documents each in full.
 pub fn catalogue() -> Vec<CatalogueEntry> {
-    use Model::*;
-    let e = |name, model, params: &[&'static str], summary| CatalogueEntry {
-        name,
-        model,
-        params: params.to_vec(),
-        summary,
-    };
-    vec![
-        e("crash", Crash, &[], "crash-stop at at_ms: never handles or sends again; in-flight messages still arrive"),
-        e(
-            "fail-stop",
-            Crash,
-            &[],
-            "crash-stop that every other node is told of at once (on_peer_down): the idealisation",
-        ),
-        e(
-            "restart",
-            Crash,
-            &["duration_ms | until_ms (down time)"],
-            "crash-recovery: down over the window, then rebuilt with only what it had fsynced",
-        ),
-        e(
-            "half-open",
-            Crash,
-            &[],
-            "transport alive, application dead: probes are answered, data messages swallowed, timers stop",
-        ),
-        e("omit-send", Omission, &["p (per message)"], "loses each message the node sends with probability p"),
-        e("omit-receive", Omission, &["p (per message)"], "loses each message sent to the node with probability p"),
-        e(
-            "omit-general",
-            Omission,
-            &["p (per message)"],
-            "loses the node's outgoing and incoming messages with probability p",
-        ),
-        e(
-            "omit-every-nth",
-            Omission,
-            &["n (messages)", "direction (send|receive|general)"],
-            "loses exactly every n-th message: the NIC firmware bug",
-        ),
-        e(
-            "omit-large",
-            Omission,
-            &["bytes", "direction (send|receive|general)"],
-            "loses messages larger than bytes on the wire while small ones (heartbeats) pass",
-        ),
-        e(
-            "partition",
-            Omission,
-            &["peers (node names)", "direction (send|receive|general)", "p (default 1)"],
-            "cuts the links between the node and peers, one way or both, or makes them lossy",
-        ),
-        e("duplicate", Omission, &["p (per message)"], "delivers a second copy of a sent message with probability p"),
-        e(
-            "reorder",
-            Omission,
-            &["p (per message)", "extra (latency distribution)"],
-            "holds a message back by an extra delay with probability p, so later ones overtake it",
-        ),
-        e(
-            "delay",
-            Timing,
-            &["extra (latency distribution)"],
-            "adds a delay drawn from extra to every message the node sends",
-        ),
-        e(
-            "pause",
-            Timing,
-            &["duration_ms | until_ms"],
-            "stop-the-world: the node handles nothing, its timers wait, then it resumes with a stale view",
-        ),
-        e(
-            "skew",
-            Timing,
-            &["offset_ms", "drift_ppm"],
-            "the node's clock is offset and drifts: its timers fire early or late",
-        ),
-        e(
-            "slow-disk",
-            Timing,
-            &["extra (latency distribution)"],
-            "every fsync takes a delay from extra and stalls the node meanwhile",
-        ),
-        e(
-            "tamper",
-            Byzantine,
-            &["p (per message, default 1)"],
-            "rewrites the content of the node's messages as the protocol allows",
-        ),
-        e("equivocate", Byzantine, &["p (per message, default 1)"], "sends different content to different peers"),
-        e("replay", Byzantine, &["p (per message)"], "re-sends one of its earlier messages alongside a new one"),
-        e("stale", Byzantine, &["age_ms"], "answers reads from state as it was age_ms ago while reporting success"),
-        e("lie", Byzantine, &[], "acks writes whose fsync silently did nothing: acked but not durable"),
-        e(
-            "flip",
-            Byzantine,
-            &["p (per message)", "bits (default 1)"],
-            "flips bits of the encoded message: undecodable ones are dropped as garbled, the rest are silently wrong",
-        ),
-        e(
-            "forge",
-            Byzantine,
-            &["victim (node name)", "p (per message, default 1)"],
-            "also sends copies of its messages claiming victim sent them",
-        ),
-        e(
-            "gray",
-            Gray,
-            &["p (per data message)", "extra (latency distribution, optional)"],
-            "data-plane messages lost or slow while health probes pass: observers disagree",
-        ),
-    ]
+    FaultName::ALL.into_iter().map(FaultName::entry).collect()
 }
 
 /// A fault as one line with every parameter: `#2 omit-receive @f1 p=0.400 from 0.000ms`.
@@ -836,6 +940,19 @@ pub fn describe(id: usize, fault: &Fault, names: &[String]) -> String {
 #[cfg(test)]
 mod catalogue_tests {
     use super::*;
+
+    #[test]
+    fn every_name_parses_back_to_its_kind_and_names_are_unique() {
+        for k in FaultName::ALL {
+            assert_eq!(FaultName::parse(k.name()), Some(k));
+        }
+        let mut names: Vec<&str> = FaultName::ALL.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FaultName::ALL.len());
+        assert_eq!(FaultName::parse("omit"), None, "omit is the scenario loader's alias, not a catalogue row");
+        assert_eq!(FaultName::parse("bogus"), None);
+    }
 
     #[test]
     fn every_kind_is_in_the_catalogue_under_its_own_name() {

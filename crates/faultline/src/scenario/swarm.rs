@@ -6,7 +6,7 @@
 
 use rand::Rng;
 
-use crate::fault::{Direction, Fault, FaultKind};
+use crate::fault::{Direction, Fault, FaultKind, FaultName};
 use crate::protocol::NodeId;
 use crate::sim::network::LatencyDist;
 use crate::sim::rng::{SimRng, Stream, stream};
@@ -17,8 +17,8 @@ use crate::sim::time::{Span, Time};
 pub struct Swarm {
     /// How many faults each seed draws.
     pub faults: usize,
-    /// The fault kinds to draw from, by catalogue name.
-    pub kinds: Vec<String>,
+    /// The fault kinds to draw from.
+    pub kinds: Vec<FaultName>,
     /// Faults start within this span of virtual time.
     pub window: Span,
 }
@@ -62,7 +62,7 @@ pub fn draw(
     (0..swarm.faults)
         .map(|_| {
             let node = pool[(rng.next_u64() % pool.len() as u64) as usize];
-            let kind = &swarm.kinds[(rng.next_u64() % swarm.kinds.len() as u64) as usize];
+            let kind = swarm.kinds[(rng.next_u64() % swarm.kinds.len() as u64) as usize];
             let start = Time::ZERO + ms(uniform(&mut rng, 0, window_ms));
             let span = ms(uniform(&mut rng, 10, window_ms.max(20) / 2));
             let delay =
@@ -76,50 +76,57 @@ pub fn draw(
                 let pick = (node.0 as u64 + 1 + rng.next_u64() % (nodes as u64 - 1).max(1)) % nodes as u64;
                 NodeId(pick as u32)
             };
-            let (kind, windowed) = match kind.as_str() {
-                "crash" => (FaultKind::Crash, false),
-                "fail-stop" => (FaultKind::FailStop, false),
-                "restart" => (FaultKind::Restart, true),
-                "half-open" => (FaultKind::HalfOpen, true),
-                "omit-send" => (FaultKind::Omit { direction: Direction::Send, p: unit(&mut rng) * 0.5 }, true),
-                "omit-receive" => (FaultKind::Omit { direction: Direction::Receive, p: unit(&mut rng) * 0.5 }, true),
-                "omit-general" => (FaultKind::Omit { direction: Direction::General, p: unit(&mut rng) * 0.5 }, true),
-                "omit-every-nth" => {
+            let (kind, windowed) = match kind {
+                FaultName::Crash => (FaultKind::Crash, false),
+                FaultName::FailStop => (FaultKind::FailStop, false),
+                FaultName::Restart => (FaultKind::Restart, true),
+                FaultName::HalfOpen => (FaultKind::HalfOpen, true),
+                FaultName::OmitSend => (FaultKind::Omit { direction: Direction::Send, p: unit(&mut rng) * 0.5 }, true),
+                FaultName::OmitReceive => {
+                    (FaultKind::Omit { direction: Direction::Receive, p: unit(&mut rng) * 0.5 }, true)
+                }
+                FaultName::OmitGeneral => {
+                    (FaultKind::Omit { direction: Direction::General, p: unit(&mut rng) * 0.5 }, true)
+                }
+                FaultName::OmitEveryNth => {
                     (FaultKind::OmitEveryNth { direction: direction(&mut rng), n: uniform(&mut rng, 2, 64) }, true)
                 }
-                "omit-large" => (
+                FaultName::OmitLarge => (
                     FaultKind::OmitLarge { direction: direction(&mut rng), bytes: uniform(&mut rng, 0, 64) as usize },
                     true,
                 ),
-                "partition" => (
+                FaultName::Partition => (
                     FaultKind::Partition { peers: vec![other(&mut rng)], direction: direction(&mut rng), p: 1.0 },
                     true,
                 ),
-                "duplicate" => (FaultKind::Duplicate { p: unit(&mut rng) * 0.5 }, true),
-                "reorder" => (FaultKind::Reorder { p: unit(&mut rng) * 0.5, extra: delay(&mut rng, 50) }, true),
-                "delay" => (FaultKind::Delay { extra: delay(&mut rng, 300) }, true),
-                "pause" => (FaultKind::Pause, true),
-                "skew" => (
+                FaultName::Duplicate => (FaultKind::Duplicate { p: unit(&mut rng) * 0.5 }, true),
+                FaultName::Reorder => {
+                    (FaultKind::Reorder { p: unit(&mut rng) * 0.5, extra: delay(&mut rng, 50) }, true)
+                }
+                FaultName::Delay => (FaultKind::Delay { extra: delay(&mut rng, 300) }, true),
+                FaultName::Pause => (FaultKind::Pause, true),
+                FaultName::Skew => (
                     FaultKind::Skew {
                         offset: (uniform(&mut rng, 0, 2_000) as i64 - 1_000) * 1_000_000,
                         drift_ppm: (unit(&mut rng) - 0.5) * 20_000.0,
                     },
                     true,
                 ),
-                "slow-disk" => (FaultKind::SlowDisk { extra: delay(&mut rng, 50) }, true),
-                "tamper" => (FaultKind::Tamper { p: unit(&mut rng) }, true),
-                "equivocate" => (FaultKind::Equivocate { p: unit(&mut rng) }, true),
-                "replay" => (FaultKind::Replay { p: unit(&mut rng) * 0.5 }, true),
-                "stale" => (FaultKind::Stale { age: ms(uniform(&mut rng, 1, 1_000)) }, true),
-                "lie" => (FaultKind::Lie, true),
-                "flip" => (FaultKind::Flip { p: unit(&mut rng) * 0.5, bits: uniform(&mut rng, 1, 4) as u32 }, true),
-                "forge" if nodes > 1 => (FaultKind::Forge { victim: other(&mut rng), p: unit(&mut rng) }, true),
-                "gray" => {
+                FaultName::SlowDisk => (FaultKind::SlowDisk { extra: delay(&mut rng, 50) }, true),
+                FaultName::Tamper => (FaultKind::Tamper { p: unit(&mut rng) }, true),
+                FaultName::Equivocate => (FaultKind::Equivocate { p: unit(&mut rng) }, true),
+                FaultName::Replay => (FaultKind::Replay { p: unit(&mut rng) * 0.5 }, true),
+                FaultName::Stale => (FaultKind::Stale { age: ms(uniform(&mut rng, 1, 1_000)) }, true),
+                FaultName::Lie => (FaultKind::Lie, true),
+                FaultName::Flip => {
+                    (FaultKind::Flip { p: unit(&mut rng) * 0.5, bits: uniform(&mut rng, 1, 4) as u32 }, true)
+                }
+                // Validation keeps forge out of a swarm with one node to fault.
+                FaultName::Forge => (FaultKind::Forge { victim: other(&mut rng), p: unit(&mut rng) }, true),
+                FaultName::Gray => {
                     let extra = rng.next_u64().is_multiple_of(2).then(|| delay(&mut rng, 200));
                     (FaultKind::Gray { p: unit(&mut rng) * 0.5, extra }, true)
                 }
-                // Validation admits only catalogue names; forge needs a second node.
-                _ => (FaultKind::Delay { extra: LatencyDist::Constant(Span::ZERO) }, true),
             };
             let end = windowed.then_some(start + span);
             Fault { node, kind, start, end }

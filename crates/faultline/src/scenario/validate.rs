@@ -7,7 +7,7 @@ use std::fmt;
 use super::raw::{RawCase, RawDist, RawFault, RawQuorum, RawScenario};
 use super::swarm::Swarm;
 use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, RaftRun, Scenario, Workload};
-use crate::fault::{Direction, Fault, FaultKind};
+use crate::fault::{Direction, Fault, FaultKind, FaultName};
 use crate::protocol::NodeId;
 use crate::protocol::heartbeat::{DataProbeConfig, HeartbeatConfig, SwimConfig};
 use crate::protocol::quorum::{Coordinator, Defences, QuorumConfig, SignatureScheme};
@@ -298,44 +298,61 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
         }
         Ok(())
     };
-    let kind = match raw.kind.as_str() {
-        "crash" | "fail-stop" => {
+    // The one name outside the catalogue: `omit` with a `direction`, for the three omit-*.
+    let name = match raw.kind.as_str() {
+        "omit" => None,
+        other => match FaultName::parse(other) {
+            Some(name) => Some(name),
+            None => {
+                return bad(
+                    path.key("kind"),
+                    format!("unknown fault kind {:?} (`faultline faults` lists them)", crate::input::elide(other)),
+                );
+            }
+        },
+    };
+    let Some(name) = name else {
+        allow(&["direction", "p"])?;
+        return Ok(Fault { node, kind: FaultKind::Omit { direction: direction("general")?, p: p(None)? }, start, end });
+    };
+    let kind = match name {
+        FaultName::Crash => {
             only(path, &what, &fields, &[])?;
-            if raw.kind == "crash" { FaultKind::Crash } else { FaultKind::FailStop }
+            FaultKind::Crash
         }
-        "restart" => {
+        FaultName::FailStop => {
+            only(path, &what, &fields, &[])?;
+            FaultKind::FailStop
+        }
+        FaultName::Restart => {
             allow(&[])?;
             needs_window("a restart (the node is down over the window, then recovers)")?;
             FaultKind::Restart
         }
-        "half-open" => {
+        FaultName::HalfOpen => {
             allow(&[])?;
             FaultKind::HalfOpen
         }
-        "omit" => {
-            allow(&["direction", "p"])?;
-            FaultKind::Omit { direction: direction("general")?, p: p(None)? }
-        }
-        "omit-send" | "omit-receive" | "omit-general" => {
+        FaultName::OmitSend | FaultName::OmitReceive | FaultName::OmitGeneral => {
             allow(&["p"])?;
-            let direction = match raw.kind.as_str() {
-                "omit-send" => Direction::Send,
-                "omit-receive" => Direction::Receive,
+            let direction = match name {
+                FaultName::OmitSend => Direction::Send,
+                FaultName::OmitReceive => Direction::Receive,
                 _ => Direction::General,
             };
             FaultKind::Omit { direction, p: p(None)? }
         }
-        "omit-every-nth" => {
+        FaultName::OmitEveryNth => {
             allow(&["direction", "n"])?;
             let n = count(required(raw.n, path.key("n"))?, &path.key("n"), 1, i64::MAX)?;
             FaultKind::OmitEveryNth { direction: direction("general")?, n }
         }
-        "omit-large" => {
+        FaultName::OmitLarge => {
             allow(&["direction", "bytes"])?;
             let bytes = count(required(raw.bytes, path.key("bytes"))?, &path.key("bytes"), 0, i64::MAX)? as usize;
             FaultKind::OmitLarge { direction: direction("general")?, bytes }
         }
-        "partition" => {
+        FaultName::Partition => {
             allow(&["direction", "peers", "p"])?;
             let Some(peers) = &raw.peers else { return bad(path.key("peers"), "is required") };
             if peers.is_empty() {
@@ -354,24 +371,24 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
                 .collect::<Check<Vec<_>>>()?;
             FaultKind::Partition { peers, direction: direction("general")?, p: p(Some(1.0))? }
         }
-        "duplicate" => {
+        FaultName::Duplicate => {
             allow(&["p"])?;
             FaultKind::Duplicate { p: p(None)? }
         }
-        "reorder" => {
+        FaultName::Reorder => {
             allow(&["p", "extra"])?;
             FaultKind::Reorder { p: p(None)?, extra: extra()? }
         }
-        "delay" => {
+        FaultName::Delay => {
             allow(&["extra"])?;
             FaultKind::Delay { extra: extra()? }
         }
-        "pause" => {
+        FaultName::Pause => {
             allow(&[])?;
             needs_window("a pause (an endless pause is a crash)")?;
             FaultKind::Pause
         }
-        "skew" => {
+        FaultName::Skew => {
             allow(&["offset_ms", "drift_ppm"])?;
             let offset_ms = raw.offset_ms.unwrap_or(0.0);
             if !offset_ms.is_finite() || offset_ms.abs() > 365.0 * 24.0 * 3_600_000.0 {
@@ -386,36 +403,36 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
             }
             FaultKind::Skew { offset: (offset_ms * 1e6).round() as i64, drift_ppm }
         }
-        "slow-disk" => {
+        FaultName::SlowDisk => {
             allow(&["extra"])?;
             FaultKind::SlowDisk { extra: extra()? }
         }
-        "tamper" => {
+        FaultName::Tamper => {
             allow(&["p"])?;
             FaultKind::Tamper { p: p(Some(1.0))? }
         }
-        "equivocate" => {
+        FaultName::Equivocate => {
             allow(&["p"])?;
             FaultKind::Equivocate { p: p(Some(1.0))? }
         }
-        "replay" => {
+        FaultName::Replay => {
             allow(&["p"])?;
             FaultKind::Replay { p: p(None)? }
         }
-        "stale" => {
+        FaultName::Stale => {
             allow(&["age_ms"])?;
             FaultKind::Stale { age: millis(required(raw.age_ms, path.key("age_ms"))?, &path.key("age_ms"), false)? }
         }
-        "lie" => {
+        FaultName::Lie => {
             allow(&[])?;
             FaultKind::Lie
         }
-        "flip" => {
+        FaultName::Flip => {
             allow(&["p", "bits"])?;
             let bits = count(raw.bits.unwrap_or(1), &path.key("bits"), 1, 64)? as u32;
             FaultKind::Flip { p: p(None)?, bits }
         }
-        "forge" => {
+        FaultName::Forge => {
             allow(&["p", "victim"])?;
             let Some(victim) = &raw.victim else { return bad(path.key("victim"), "is required") };
             let victim = self::node(victim, names, &path.key("victim"))?;
@@ -424,19 +441,17 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
             }
             FaultKind::Forge { victim, p: p(Some(1.0))? }
         }
-        "gray" => {
+        FaultName::Gray => {
             allow(&["p", "extra"])?;
             let extra = raw.extra.as_ref().map(|d| dist(d, &path.key("extra"))).transpose()?;
             FaultKind::Gray { p: p(None)?, extra }
-        }
-        other => {
-            return bad(path.key("kind"), format!("unknown fault kind {other:?} (`faultline faults` lists them)"));
         }
     };
     Ok(Fault { node, kind, start, end })
 }
 
-fn case(raw: &RawCase, names: &[String], budget: Option<usize>, path: &FieldPath) -> Check<Case> {
+/// Case `raw`; `targets` is how many nodes, from the first, a swarm may draw faults on.
+fn case(raw: &RawCase, names: &[String], targets: usize, budget: Option<usize>, path: &FieldPath) -> Check<Case> {
     if raw.name.trim().is_empty() {
         return bad(path.key("name"), "must not be empty");
     }
@@ -462,22 +477,34 @@ fn case(raw: &RawCase, names: &[String], budget: Option<usize>, path: &FieldPath
         Some(sw) => {
             let sp = path.key("swarm");
             let faults = count(sw.faults, &sp.key("faults"), 1, MAX_FAULTS_PER_CASE as i64)? as usize;
-            let all: Vec<&str> = crate::fault::catalogue().iter().map(|e| e.name).collect();
             let kinds = match &sw.kinds {
-                None => all.iter().map(|k| k.to_string()).collect(),
+                // Forging needs a victim other than the forger: with one node to fault,
+                // the whole catalogue means every kind but forge.
+                None => FaultName::ALL.into_iter().filter(|&k| k != FaultName::Forge || targets > 1).collect(),
                 Some(kinds) => {
                     if kinds.is_empty() {
                         return bad(sp.key("kinds"), "names no fault kind");
                     }
+                    let mut parsed = Vec::with_capacity(kinds.len());
                     for (i, k) in kinds.iter().enumerate() {
-                        if !all.contains(&k.as_str()) {
+                        let Some(kind) = FaultName::parse(k) else {
                             return bad(
                                 sp.key("kinds").index(i),
-                                format!("unknown fault kind {k:?} (`faultline faults` lists them)"),
+                                format!(
+                                    "unknown fault kind {:?} (`faultline faults` lists them)",
+                                    crate::input::elide(k)
+                                ),
+                            );
+                        };
+                        if kind == FaultName::Forge && targets < 2 {
+                            return bad(
+                                sp.key("kinds").index(i),
+                                "forge needs a second node to claim to be, and this scenario has one node to fault",
                             );
                         }
+                        parsed.push(kind);
                     }
-                    kinds.clone()
+                    parsed
                 }
             };
             let window = millis(sw.window_ms.unwrap_or(1_000.0), &sp.key("window_ms"), false)?;
@@ -770,6 +797,11 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
         Workload::Heartbeat(h) => h.node_names(),
         Workload::Raft(r) => r.config.node_names(),
     };
+    // Swarms fault Raft's servers, not its clients or the downstream resource.
+    let targets = match &workload {
+        Workload::Raft(r) => r.config.servers,
+        _ => names.len(),
+    };
     let budget = raw
         .fault_budget
         .map(|f| count(f, &top.key("fault_budget"), 0, names.len() as i64))
@@ -842,7 +874,7 @@ pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
         .cases
         .iter()
         .enumerate()
-        .map(|(i, c)| case(c, &names, budget, &top.key("cases").index(i)))
+        .map(|(i, c)| case(c, &names, targets, budget, &top.key("cases").index(i)))
         .collect::<Check<Vec<_>>>()?;
     for (i, c) in cases.iter().enumerate() {
         if cases[..i].iter().any(|d| d.name == c.name) {
