@@ -1,7 +1,8 @@
 //! The `faultline` command: run the chapter demo, scenario files, sweeps and benchmarks.
 //!
-//! Exit codes: 0 ok, 1 an invariant was violated, 2 bad input, usage or I/O error (a run
-//! past its memory budget included). Wall-clock reads live here (seed picking, benchmark
+//! Exit codes: 0 ok, 1 a safety property was violated, 2 bad input, usage or I/O error (a
+//! run past its memory budget included), 3 only liveness properties were violated (a
+//! workload that stopped making progress after its faults healed). Wall-clock reads live here (seed picking, benchmark
 //! timing), never in the library; so do the threads that watch for signals and memory.
 
 use std::io::{IsTerminal, Write};
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use faultline::check::Class;
 use faultline::detect::eval::{self, DetectorKind};
 use faultline::report::raft::RaftRow;
 use faultline::report::{self, Row, Variant};
@@ -22,8 +24,17 @@ mod budget;
 mod output;
 mod plot;
 
+/// The exit codes, as every `--help` ends.
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a safety property was violated; 2 bad input, usage or I/O error \
+(a run past its memory budget too); 3 only liveness properties were violated (no progress after the faults healed).";
+
 #[derive(Parser)]
-#[command(name = "faultline", version, about = "See, test and diagnose crash, omission, timing and Byzantine failures")]
+#[command(
+    name = "faultline",
+    version,
+    about = "See, test and diagnose crash, omission, timing and Byzantine failures",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,6 +75,7 @@ enum Format {
 enum Command {
     /// Run the chapter's six scenarios (embedded) against the naive quorum coordinator, or,
     /// with --coordinator, the extended table (twelve scenarios) against a chosen one.
+    #[command(after_help = EXIT_CODES)]
     Demo {
         /// Root seed; the chapter's is 7.
         #[arg(long, default_value_t = 7, value_parser = seed_arg())]
@@ -77,6 +89,7 @@ enum Command {
         coordinator: Option<String>,
     },
     /// Run a scenario file, one row per case.
+    #[command(after_help = EXIT_CODES)]
     Run {
         scenario: PathBuf,
         /// Root seed (0 to 2^63-1); defaults to the file's `seed`, else one is picked and
@@ -101,6 +114,7 @@ enum Command {
         trace_max_mb: u64,
     },
     /// Run a scenario over a range of seeds, optionally varying one field.
+    #[command(after_help = EXIT_CODES)]
     Sweep {
         scenario: PathBuf,
         /// Seeds as A..B (B excluded) or A..=B (B included).
@@ -121,6 +135,7 @@ enum Command {
     /// Measure failure detectors on a heartbeat scenario: detection time, mistake
     /// recurrence and duration, query accuracy (Chen, Toueg and Aguilera), per detector and
     /// threshold, over a range of seeds.
+    #[command(after_help = EXIT_CODES)]
     Detect {
         scenario: PathBuf,
         /// Detectors, comma-separated: timeout, phi, cassandra, swim, probe. Default: the
@@ -150,11 +165,13 @@ enum Command {
         plot: Option<PathBuf>,
     },
     /// List the fault catalogue: every fault kind a scenario can inject.
+    #[command(after_help = EXIT_CODES)]
     Faults {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Time a scenario with tracing off: rounds, events, and their rates.
+    #[command(after_help = EXIT_CODES)]
     Bench {
         scenario: PathBuf,
         /// Rounds per case (overrides quorum.rounds).
@@ -224,9 +241,22 @@ fn parse_seeds(s: &str) -> Result<SeedRange, String> {
 }
 
 /// How a command ended when it did not fail outright.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
     Ok,
+    /// Only liveness properties were violated: exit code 3.
+    Stalled,
+    /// A safety property was violated: exit code 1, whatever else happened.
     Violated,
+}
+
+impl Outcome {
+    fn of(class: Class) -> Outcome {
+        match class {
+            Class::Always => Outcome::Violated,
+            Class::Eventually => Outcome::Stalled,
+        }
+    }
 }
 
 /// Output goes to a buffer written once at the end, so that a closed pipe (`| head`) ends
@@ -269,6 +299,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Violated) => ExitCode::from(1),
+        Ok(Outcome::Stalled) => ExitCode::from(3),
         Err(e) => fail(&e),
     }
 }
@@ -345,7 +376,8 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
                 print_raft(out, seed, &rows, &drawn(&s, &cases, seed), format)?;
                 let first = rows.iter().filter_map(|r| {
                     let v = r.violations.first()?;
-                    Some((r.case.as_str(), v.property, v.t_ns, v.detail.as_str()))
+                    let class = r.violations.iter().map(|v| v.class()).min()?;
+                    Some((r.case.as_str(), v.property, class, v.t_ns, v.detail.as_str()))
                 });
                 return Ok(verdict(first, &reproduce_run(&scenario, seed, &overrides)));
             }
@@ -417,9 +449,10 @@ fn execute(command: Command, out: &mut String) -> Result<Outcome> {
             }
             // A sweep that found a violation fails like a run would, and says how to replay
             // the first violating seed of each row.
-            let tally = rows
-                .iter()
-                .map(|r| (r.case.as_str(), r.vary.as_deref(), r.violating_seeds, r.seeds, r.first_violating_seed));
+            // The coordinator's one property is a safety property.
+            let tally = rows.iter().map(|r| {
+                (r.case.as_str(), r.vary.as_deref(), Class::Always, r.violating_seeds, r.seeds, r.first_violating_seed)
+            });
             Ok(sweep_verdict(&scenario, &overrides, "an invariant", tally))
         }
         Command::Detect { scenario, detector, threshold, seeds, overrides, threads, format, plot } => {
@@ -815,8 +848,10 @@ fn raft_sweep(
             }
         }
     }
-    let tally =
-        rows.iter().map(|r| (r.case.as_str(), r.vary.as_deref(), r.violating_seeds, r.seeds, r.first_violating_seed));
+    let tally = rows.iter().map(|r| {
+        let class = r.by_property.keys().map(|p| Class::of(p)).min().unwrap_or(Class::Always);
+        (r.case.as_str(), r.vary.as_deref(), class, r.violating_seeds, r.seeds, r.first_violating_seed)
+    });
     Ok(sweep_verdict(path, overrides, "a property", tally))
 }
 
@@ -959,23 +994,26 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
-/// Prints each case's first violation, `(case, property, t_ns, detail)`, with a
-/// `reproduce:` line, and says how the run ended.
-fn verdict<'a>(first: impl Iterator<Item = (&'a str, &'a str, u64, &'a str)>, reproduce: &str) -> Outcome {
+/// Prints each case's first violation, `(case, property, class, t_ns, detail)`, with a
+/// `reproduce:` line, and says how the run ended. `class` is the most serious class among
+/// the case's violations: a safety violation anywhere makes the run exit 1, liveness
+/// violations alone exit 3.
+fn verdict<'a>(first: impl Iterator<Item = (&'a str, &'a str, Class, u64, &'a str)>, reproduce: &str) -> Outcome {
     let mut outcome = Outcome::Ok;
-    for (case, property, t_ns, detail) in first {
+    for (case, property, class, t_ns, detail) in first {
         output::eprint_line(&format!("violation: case {case}: {property} at {:.3} ms: {detail}", t_ns as f64 / 1e6));
         output::eprint_line(&format!("reproduce: {reproduce} --case {}", shell_quote(case)));
-        outcome = Outcome::Violated;
+        outcome = outcome.max(Outcome::of(class));
     }
     outcome
 }
 
 /// Each coordinator row's first violation, for [`verdict`].
-fn first_violations(rows: &[Row]) -> impl Iterator<Item = (&str, &str, u64, &str)> {
+fn first_violations(rows: &[Row]) -> impl Iterator<Item = (&str, &str, Class, u64, &str)> {
     rows.iter().filter_map(|r| {
         let v = r.violations.first()?;
-        Some((r.name.as_str(), v.property, v.t_ns, v.detail.as_str()))
+        let class = r.violations.iter().map(|v| v.class()).min()?;
+        Some((r.name.as_str(), v.property, class, v.t_ns, v.detail.as_str()))
     })
 }
 
@@ -985,10 +1023,10 @@ fn sweep_verdict<'a>(
     path: &Path,
     overrides: &[Override],
     what: &str,
-    rows: impl Iterator<Item = (&'a str, Option<&'a str>, u64, u64, Option<u64>)>,
+    rows: impl Iterator<Item = (&'a str, Option<&'a str>, Class, u64, u64, Option<u64>)>,
 ) -> Outcome {
     let mut outcome = Outcome::Ok;
-    for (case, vary, violating, seeds, first) in rows.filter(|r| r.2 > 0) {
+    for (case, vary, class, violating, seeds, first) in rows.filter(|r| r.3 > 0) {
         let seed = first.expect("a violating row names its first seed");
         let mut repro = reproduce_run(path, seed, overrides);
         if let Some(v) = vary {
@@ -996,7 +1034,7 @@ fn sweep_verdict<'a>(
         }
         output::eprint_line(&format!("violation: case {case}: {violating} of {seeds} seeds violated {what}"));
         output::eprint_line(&format!("reproduce: {repro} --case {}", shell_quote(case)));
-        outcome = Outcome::Violated;
+        outcome = outcome.max(Outcome::of(class));
     }
     outcome
 }

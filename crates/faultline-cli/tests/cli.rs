@@ -1041,3 +1041,42 @@ fn a_full_standard_error_and_a_closed_standard_output_exit_2() {
     let out = Command::new("sh").args(["-c", "exec \"$0\" demo >/dev/null", BIN]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn a_liveness_violation_alone_exits_3_and_safety_wins_over_it() {
+    // Three of five servers crash for good: nothing unsafe happens, but no write can
+    // commit again: eventually-commits fails, a liveness property.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("majority-lost.toml");
+    std::fs::write(
+        &path,
+        "name = \"majority-lost\"\nprotocol = \"raft\"\nseed = 1\n[raft]\nservers = 5\nclients = 2\n\
+         bootstrap_leader = \"s0\"\nduration_ms = 20_000\n[raft.client]\ninterval_ms = 20\nops = 0\n\
+         [[cases]]\nname = \"crash-majority\"\nfaults = [\n\
+         { node = \"s2\", kind = \"crash\", at_ms = 2_000 },\n\
+         { node = \"s3\", kind = \"crash\", at_ms = 2_000 },\n\
+         { node = \"s4\", kind = \"crash\", at_ms = 2_000 },\n]\n",
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    let out = faultline(&["run", path]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(out.stderr.starts_with("violation: case crash-majority: eventually-commits at "), "{}", out.stderr);
+    let out = faultline(&["sweep", path, "--seeds", "1..3"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    // A safety violation in the same run makes it exit 1: the stale confirmations of the
+    // unfenced KapitalKite pause, with a liveness budget no run can meet.
+    let kapitalkite = format!("{SCENARIOS}/incidents/kapitalkite-timing.toml");
+    let out = faultline(&["run", &kapitalkite, "--set", "raft.liveness_budget_ms=0.000001"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("eventually-commits") || out.stderr.contains("no-stale-confirmation"),
+        "{}",
+        out.stderr
+    );
+    // Every --help that exits names the codes.
+    for command in ["run", "sweep", "demo", "detect"] {
+        let help = ok(&[command, "--help"]);
+        assert!(help.contains("3 only liveness properties were violated"), "{command} --help: {help}");
+    }
+}

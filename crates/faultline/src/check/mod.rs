@@ -24,6 +24,26 @@ use crate::protocol::NodeId;
 use crate::protocol::quorum::RoundResult;
 use crate::sim::world::Observed;
 
+/// What a property promises, and so what its violation means (stateright's `always` and
+/// `eventually`; TigerBeetle's simulator keeps the two failure classes apart the same way).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Safety: nothing bad ever happens. A violation is a bug the run proves (exit code 1).
+    Always,
+    /// Liveness: something good happens after the faults heal. A violation is a run that
+    /// stopped making progress (exit code 3).
+    Eventually,
+}
+
+impl Class {
+    /// The class of the property named `property`: the liveness properties are listed
+    /// beside their checkers; every other property is a safety property.
+    pub fn of(property: &str) -> Class {
+        if raft::LIVENESS.contains(&property) { Class::Eventually } else { Class::Always }
+    }
+}
+
 /// A property that did not hold, with the first event that broke it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Violation {
@@ -32,6 +52,13 @@ pub struct Violation {
     /// Virtual time of the violating event, in nanoseconds.
     pub t_ns: u64,
     pub detail: String,
+}
+
+impl Violation {
+    /// The coordinator's properties are all safety properties.
+    pub fn class(&self) -> Class {
+        Class::of(self.property)
+    }
 }
 
 /// Checks one round's outcome.

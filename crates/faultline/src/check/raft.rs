@@ -41,6 +41,15 @@ pub struct RaftViolation {
     pub detail: String,
 }
 
+/// The liveness properties ([`Class::Eventually`](super::Class)); the rest are safety.
+pub const LIVENESS: &[&str] = &["eventually-commits"];
+
+impl RaftViolation {
+    pub fn class(&self) -> super::Class {
+        super::Class::of(self.property)
+    }
+}
+
 fn violation(property: &'static str, at: Time, node: NodeId, detail: String) -> RaftViolation {
     RaftViolation { property, t_ns: at.as_nanos(), node: node.0, detail }
 }
