@@ -201,7 +201,7 @@ enum DetectFormat {
 }
 
 fn coordinator_names() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(faultline::protocol::quorum::Coordinator::ALL.map(|c| c.name()))
+    clap::builder::PossibleValuesParser::new(faultline::protocols::quorum::Coordinator::ALL.map(|c| c.name()))
 }
 
 #[derive(Clone, Debug)]

@@ -33,10 +33,10 @@ use rand::Rng;
 use rand_distr::{Distribution, Geometric};
 use serde::Serialize;
 
+use crate::latency::{LatencyDist, Sampler};
 use crate::protocol::{Message, NodeId, Plane};
-use crate::sim::network::{LatencyDist, Sampler};
-use crate::sim::rng::{SimRng, Stream, stream};
-use crate::sim::time::{Span, Time};
+use crate::rng::{SimRng, Stream, stream};
+use crate::time::{Span, Time};
 
 /// A configured fault's index in its run, carried by every trace event it causes.
 pub type FaultId = u16;

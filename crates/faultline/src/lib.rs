@@ -1,10 +1,15 @@
 //! Faultline: a deterministic simulator for the four classic failure models of replicated
 //! systems (crash, omission, timing, Byzantine) and gray failure.
 //!
-//! The modules are the map of the system:
-//! - [`sim`]: virtual time, seeded random streams, the network, disks, and the control loop;
-//! - [`fault`]: faults as data, and the injector that applies them;
-//! - [`protocol`]: the sans-IO protocol interface, and the chapter's quorum coordinator;
+//! The modules are the map of the system, and depend on each other in one direction only,
+//! from the leaves up (a test, `tests/layering.rs`, keeps it so):
+//! - [`time`], [`rng`], [`latency`]: virtual time, seeded random streams, latency
+//!   distributions (leaves: they depend on no other module);
+//! - [`protocol`]: the sans-IO protocol interface (on the leaves only);
+//! - [`fault`]: faults as data, and the injector that applies them (on the interface);
+//! - [`sim`]: the network, disks, and the control loop (on the interface and faults, never
+//!   on a concrete protocol);
+//! - [`protocols`]: the concrete protocols: the chapter's quorum coordinator, Raft, heartbeats;
 //! - [`trace`]: every event of a run, with ground truth about which fault caused it;
 //! - [`input`]: bounded reading of user files, and quoting user values in errors;
 //! - [`scenario`]: scenario files: loading, validation, overrides, and running them;
@@ -29,8 +34,12 @@ pub mod check;
 pub mod detect;
 pub mod fault;
 pub mod input;
+pub mod latency;
 pub mod protocol;
+pub mod protocols;
 pub mod report;
+pub mod rng;
 pub mod scenario;
 pub mod sim;
+pub mod time;
 pub mod trace;

@@ -6,7 +6,7 @@
 //! The measured figures are printed (`cargo test --test defences -- --nocapture`).
 
 use faultline::protocol::NodeId;
-use faultline::protocol::quorum::{Coordinator, QuorumConfig, Reason, RoundResult, SignatureScheme};
+use faultline::protocols::quorum::{Coordinator, QuorumConfig, Reason, RoundResult, SignatureScheme};
 use faultline::report::{Row, Variant, run_all, run_case, sweep};
 use faultline::scenario::{Override, Scenario};
 

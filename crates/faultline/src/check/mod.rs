@@ -21,7 +21,7 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::protocol::NodeId;
-use crate::protocol::quorum::RoundResult;
+use crate::protocols::quorum::RoundResult;
 use crate::sim::world::Observed;
 
 /// What a property promises, and so what its violation means (stateright's `always` and
@@ -80,7 +80,7 @@ pub fn agreement_on_proposal(round: &Observed<RoundResult>) -> Option<Violation>
 
 /// The followers whose ack `round` counted but whose durable disk does not hold that
 /// round's append. `durable_round` reads a follower's disk and says the last round it made
-/// durable ([`crate::protocol::quorum::durable_round`]). Check a round when it closes, as
+/// durable ([`crate::protocols::quorum::durable_round`]). Check a round when it closes, as
 /// reports do: a follower keeps one entry, overwritten round by round (so long runs keep
 /// bounded disks), and a later durable write would hide an earlier lost one.
 pub fn acked_not_durable(round: &RoundResult, durable_round: impl Fn(NodeId) -> Option<u64>) -> Vec<NodeId> {

@@ -26,9 +26,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::protocol::NodeId;
-use crate::protocol::raft::{ClientResult, Command, LogEntry, Op, RaftObs};
-use crate::sim::time::{Span, Time};
+use crate::protocols::raft::{ClientResult, Command, LogEntry, Op, RaftObs};
 use crate::sim::world::Observed;
+use crate::time::{Span, Time};
 
 /// A property that did not hold, at the first event that broke it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

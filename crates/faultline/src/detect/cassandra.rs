@@ -18,7 +18,7 @@
 
 use super::window::IntervalWindow;
 use super::{ConfigError, Detector, SAMPLE_SIZE_MAX, first_true, guess_nanos, suspect_instant};
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 
 /// Cassandra's `PHI_FACTOR`, `1 / ln 10 ≈ 0.434`: turns `Δ / mean` into φ (a base-10
 /// logarithm of a probability), so that thresholds are on the same scale as Akka's.

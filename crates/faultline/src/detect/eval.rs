@@ -1,6 +1,6 @@
 //! Detectors measured over simulated runs: `faultline detect`.
 //!
-//! One run of a heartbeat scenario ([`crate::protocol::heartbeat`]) records, for every
+//! One run of a heartbeat scenario ([`crate::protocols::heartbeat`]) records, for every
 //! ordered pair (monitor, monitored), the heartbeats the monitor handled, SWIM's suspicions
 //! and evidence of life, and the data-plane probes' outcomes. No detector changes what the
 //! nodes send, so every detector and every threshold is evaluated over the same recorded
@@ -31,9 +31,9 @@ use super::{
     CassandraPhi, CassandraPhiConfig, Detector, FixedTimeout, FixedTimeoutConfig, PhiAccrual, PhiAccrualConfig,
 };
 use crate::fault::FaultKind;
-use crate::protocol::heartbeat::{HeartbeatConfig, Signal};
+use crate::protocols::heartbeat::{HeartbeatConfig, Signal};
 use crate::scenario::{Scenario, Workload};
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 
 /// The detectors `faultline detect` compares.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

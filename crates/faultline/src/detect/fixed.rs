@@ -4,7 +4,7 @@
 //! when `now >= last heartbeat + deadline`.
 
 use super::{ConfigError, Detector};
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 
 /// Configuration of a [`FixedTimeout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,7 +34,7 @@ pub use cassandra::{CassandraPhi, CassandraPhiConfig, PHI_FACTOR};
 pub use fixed::{FixedTimeout, FixedTimeoutConfig};
 pub use phi::{PhiAccrual, PhiAccrualConfig};
 
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 
 /// A failure detector that one monitor keeps for one monitored peer.
 ///

@@ -17,7 +17,7 @@
 
 use super::window::IntervalWindow;
 use super::{ConfigError, Detector, SAMPLE_SIZE_MAX, first_true, guess_nanos, suspect_instant};
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 
 /// Configuration of a [`PhiAccrual`] detector. Field names follow Akka's settings
 /// (`akka.cluster.failure-detector.*`).

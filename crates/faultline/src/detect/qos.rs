@@ -35,7 +35,7 @@
 //! effect on `[start, end)` is measured; heartbeats at or after `end` are ignored.
 
 use super::Detector;
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 
 /// What is observed: the window `[start, end)` and, if the monitored process crashes, when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,17 +7,16 @@
 //! checker, or over a real network (stateright's `Actor`, raft-rs's `RawNode`).
 //!
 //! One protocol type serves every node of a run; nodes with different roles are variants of
-//! one enum, as in stateright's examples (see [`quorum`]).
-
-mod bytes;
-pub mod heartbeat;
-pub mod quorum;
-pub mod raft;
+//! one enum, as in stateright's examples (see [`crate::protocols::quorum`]).
+//!
+//! This module is the interface alone: it depends on the leaf modules ([`crate::time`],
+//! [`crate::rng`]) and nothing else, so the simulator can depend on it without depending on
+//! any concrete protocol ([`crate::protocols`]).
 
 use std::fmt;
 
-use crate::sim::rng::SimRng;
-use crate::sim::time::{Span, Time};
+use crate::rng::SimRng;
+use crate::time::{Span, Time};
 
 /// A node's index in a run: `0..n`, stable for the whole run.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

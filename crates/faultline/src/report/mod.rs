@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::check::{Violation, acked_not_durable, agreement_on_proposal};
-use crate::protocol::quorum::{Reason, durable_round, node_name};
+use crate::protocols::quorum::{Reason, durable_round, node_name};
 use crate::scenario::Scenario;
 use crate::sim::world::{Stats, StopReason};
 use crate::trace::Tracer;

@@ -11,10 +11,10 @@ use crate::check::raft::{self as checks, RaftViolation};
 use crate::detect::qos::nearest_rank;
 use crate::fault::{Fault, FaultKind};
 use crate::protocol::NodeId;
-use crate::protocol::raft::{ClientResult, Command, Op, RaftConfig, RaftObs, durable_log};
+use crate::protocols::raft::{ClientResult, Command, Op, RaftConfig, RaftObs, durable_log};
 use crate::scenario::Scenario;
-use crate::sim::time::{Span, Time};
 use crate::sim::world::{Observed, StopReason};
+use crate::time::{Span, Time};
 use crate::trace::Tracer;
 
 /// One case of a Raft scenario under one seed.

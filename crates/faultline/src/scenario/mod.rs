@@ -19,14 +19,14 @@ use toml::de::{DeTable, DeValue};
 
 use crate::fault::Fault;
 use crate::input::at_offset;
+use crate::latency::LatencyDist;
 use crate::protocol::NodeId;
 use crate::protocol::Protocol;
-use crate::protocol::heartbeat::HeartbeatConfig;
-use crate::protocol::quorum::{QuorumConfig, QuorumNode};
-use crate::protocol::raft::RaftConfig;
-use crate::sim::network::LatencyDist;
-use crate::sim::time::Span;
+use crate::protocols::heartbeat::HeartbeatConfig;
+use crate::protocols::quorum::{QuorumConfig, QuorumNode};
+use crate::protocols::raft::RaftConfig;
 use crate::sim::world::{Limits, Sim, SimConfig};
+use crate::time::Span;
 use raw::RawScenario;
 use validate::{FieldPath, Invalid, Seg};
 

@@ -7,10 +7,10 @@
 use rand::Rng;
 
 use crate::fault::{Direction, Fault, FaultKind, FaultName};
+use crate::latency::LatencyDist;
 use crate::protocol::NodeId;
-use crate::sim::network::LatencyDist;
-use crate::sim::rng::{SimRng, Stream, stream};
-use crate::sim::time::{Span, Time};
+use crate::rng::{SimRng, Stream, stream};
+use crate::time::{Span, Time};
 
 /// What a swarm case may draw.
 #[derive(Clone, Debug, PartialEq)]

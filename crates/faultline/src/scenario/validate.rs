@@ -8,13 +8,13 @@ use super::raw::{RawCase, RawDist, RawFault, RawQuorum, RawScenario};
 use super::swarm::Swarm;
 use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, RaftRun, Scenario, Workload};
 use crate::fault::{Direction, Fault, FaultKind, FaultName};
+use crate::latency::LatencyDist;
 use crate::protocol::NodeId;
-use crate::protocol::heartbeat::{DataProbeConfig, HeartbeatConfig, SwimConfig};
-use crate::protocol::quorum::{Coordinator, Defences, QuorumConfig, SignatureScheme};
-use crate::protocol::raft::{Canary, ClientConfig, RaftConfig, ReadPath};
-use crate::sim::network::LatencyDist;
-use crate::sim::time::{Span, Time};
+use crate::protocols::heartbeat::{DataProbeConfig, HeartbeatConfig, SwimConfig};
+use crate::protocols::quorum::{Coordinator, Defences, QuorumConfig, SignatureScheme};
+use crate::protocols::raft::{Canary, ClientConfig, RaftConfig, ReadPath};
 use crate::sim::world::Limits;
+use crate::time::{Span, Time};
 
 /// A position in the scenario document.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

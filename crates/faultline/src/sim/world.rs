@@ -19,11 +19,12 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::fault::{Causes, Extra, Fault, FaultId, FaultKind, Injector, Verdict};
+use crate::latency::LatencyDist;
 use crate::protocol::{Context, Message, NodeId, Plane, Protocol, Runtime, TimerId};
+use crate::rng::{SimRng, Stream, stream};
 use crate::sim::disk::Disk;
-use crate::sim::network::{LatencyDist, Network};
-use crate::sim::rng::{SimRng, Stream, stream};
-use crate::sim::time::{Span, Time};
+use crate::sim::network::Network;
+use crate::time::{Span, Time};
 use crate::trace::{Kind, TraceEvent, Tracer};
 
 /// Bounds on a run. Every run has all three.

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Command, LogEntry, Op};
 use crate::protocol::{Message, NodeId};
-use crate::sim::rng::SimRng;
+use crate::rng::SimRng;
 
 /// SHA-256 over a key and a value, as the writing client computes it.
 #[derive(Copy, Clone, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl Message for RaftMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::rng::{Stream, stream};
+    use crate::rng::{Stream, stream};
 
     #[test]
     fn heartbeats_are_smaller_than_appends_with_entries() {

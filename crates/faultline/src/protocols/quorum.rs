@@ -46,10 +46,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 
-use crate::protocol::bytes::Reader;
 use crate::protocol::{Context, NodeId, Protocol, TimerId};
+use crate::protocols::bytes::Reader;
 use crate::sim::disk::Disk;
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 use keys::{KeyRing, NodeSigner};
 pub use wire::{Ack, Append, Proof, QuorumMsg};
 
@@ -992,8 +992,8 @@ impl Protocol for QuorumNode {
 mod tests {
     use super::*;
     use crate::protocol::Message;
-    use crate::sim::rng::SimRng;
-    use crate::sim::rng::{Stream, stream};
+    use crate::rng::SimRng;
+    use crate::rng::{Stream, stream};
     use proptest::prelude::*;
 
     fn rng() -> SimRng {

@@ -17,7 +17,7 @@ use rand::Rng;
 use super::wire::{Checksum, RaftMsg, Reply};
 use super::{ClientResult, Op, RaftConfig, RaftNode, RaftObs, RaftTimer};
 use crate::protocol::{Context, NodeId, TimerId};
-use crate::sim::time::Span;
+use crate::time::Span;
 
 /// Sequence numbers per client stay below this, so that written values are unique.
 pub const SEQ_LIMIT: u64 = 1_000_000;

@@ -7,12 +7,12 @@ use rand::Rng;
 
 use super::*;
 use crate::fault::{Direction, Fault, FaultKind};
+use crate::latency::LatencyDist;
 use crate::protocol::{Context, Runtime};
+use crate::rng::{SimRng, Stream, stream};
 use crate::sim::disk::Disk;
-use crate::sim::network::LatencyDist;
-use crate::sim::rng::{SimRng, Stream, stream};
-use crate::sim::time::Time;
 use crate::sim::world::{Limits, Observed, Sim, SimConfig};
+use crate::time::Time;
 
 fn at(millis: u64) -> Time {
     Time::ZERO + Span::from_millis(millis)

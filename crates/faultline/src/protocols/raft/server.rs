@@ -23,7 +23,7 @@ use super::log::{LOG_LEN_KEY, META_KEY, Meta, encode_entry, encode_len, entry_ke
 use super::wire::{Checksum, RaftMsg, Reply};
 use super::{Canary, Command, LogEntry, Op, RaftConfig, RaftNode, RaftObs, RaftTimer, ReadPath};
 use crate::protocol::{Context, NodeId, TimerId};
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 
 type Ctx<'a> = Context<'a, RaftNode>;
 

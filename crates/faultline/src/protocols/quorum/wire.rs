@@ -8,9 +8,9 @@ use std::rc::Rc;
 use rand::Rng;
 
 use super::{EQUIVOCATE_SUFFIX, Name, TAMPER_SUFFIX, sha256};
-use crate::protocol::bytes::Reader;
 use crate::protocol::{Message, NodeId};
-use crate::sim::rng::SimRng;
+use crate::protocols::bytes::Reader;
+use crate::rng::SimRng;
 
 /// The coordinator's messages. Both encode to a little-endian binary frame:
 ///
@@ -308,7 +308,7 @@ impl fmt::Debug for QuorumMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::rng::{Stream, stream};
+    use crate::rng::{Stream, stream};
     use proptest::prelude::*;
 
     fn rng() -> SimRng {

@@ -23,9 +23,9 @@ use std::fmt;
 
 use rand::seq::SliceRandom;
 
+use crate::latency::{LatencyDist, Sampler};
 use crate::protocol::{Context, Message, NodeId, Plane, Protocol, TimerId};
-use crate::sim::network::{LatencyDist, Sampler};
-use crate::sim::time::Span;
+use crate::time::Span;
 
 /// SWIM's parameters, with memberlist's LAN defaults.
 #[derive(Clone, Debug, PartialEq)]

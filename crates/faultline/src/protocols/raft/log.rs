@@ -18,8 +18,8 @@
 //! past an entry that never became durable, and decoding stops at the first missing entry.
 
 use super::{Command, LogEntry, Op};
-use crate::protocol::bytes::Reader;
-use crate::protocol::raft::wire::Checksum;
+use crate::protocols::bytes::Reader;
+use crate::protocols::raft::wire::Checksum;
 use crate::sim::disk::Disk;
 
 pub const META_KEY: &str = "meta";

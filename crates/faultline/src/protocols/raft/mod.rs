@@ -30,7 +30,7 @@ mod wire;
 use std::rc::Rc;
 
 use crate::protocol::{Context, NodeId, Protocol, TimerId};
-use crate::sim::time::{Span, Time};
+use crate::time::{Span, Time};
 
 pub use client::{Client, Db};
 pub use log::{durable_log, durable_term, durable_vote};

@@ -1,0 +1,73 @@
+//! Modules depend on each other in one direction only (lib.rs draws the map). This test
+//! reads the library's sources and fails when a module names a module it must not: the
+//! leaves (virtual time, random streams, latency distributions) name none, the protocol
+//! interface names only the leaves, the simulator never names a concrete protocol, and
+//! nothing below the scenario loader names checkers, reports or detectors.
+//!
+//! Only code counts: `//` comments (doc links among them) may point anywhere.
+
+use std::path::{Path, PathBuf};
+
+const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+
+/// A module (a file or a folder under src/) and the crate modules its code may name.
+const RULES: &[(&str, &[&str])] = &[
+    ("time.rs", &[]),
+    ("rng.rs", &[]),
+    ("input.rs", &[]),
+    ("trace.rs", &[]),
+    ("latency.rs", &["time", "rng"]),
+    ("protocol", &["protocol", "time", "rng"]),
+    ("fault.rs", &["protocol", "time", "rng", "latency"]),
+    ("sim", &["sim", "protocol", "fault", "trace", "time", "rng", "latency"]),
+    ("protocols", &["protocols", "protocol", "sim", "fault", "time", "rng", "latency"]),
+    ("check", &["check", "protocols", "protocol", "sim", "fault", "time", "rng", "latency"]),
+    ("scenario", &["scenario", "input", "protocols", "protocol", "sim", "fault", "trace", "time", "rng", "latency"]),
+];
+
+fn files(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_owned()];
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path).unwrap() {
+        out.extend(files(&entry.unwrap().path()));
+    }
+    out
+}
+
+/// The crate modules named in `text`'s code, as `crate::NAME`.
+fn named(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        for (i, _) in line.match_indices("crate::") {
+            let name: String = line[i + 7..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            out.push(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn modules_depend_on_each_other_in_one_direction() {
+    let mut broken = Vec::new();
+    for (module, allowed) in RULES {
+        for file in files(&Path::new(SRC).join(module)) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for name in named(&text) {
+                if !allowed.contains(&name.as_str()) {
+                    broken.push(format!("{}: names crate::{name}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "modules named against the layering:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn the_rule_catches_a_forbidden_name() {
+    assert_eq!(
+        named("use crate::protocols::raft;\n// see crate::report\nlet x = crate::sim::Sim;"),
+        ["protocols", "sim"]
+    );
+}
