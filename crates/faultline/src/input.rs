@@ -67,13 +67,37 @@ const MAX_WORD_CHARS: usize = 512;
 /// The longest error line, after words are cut.
 const MAX_LINE_CHARS: usize = 2048;
 
-/// An error message as one line: white space (newlines included) folded to single spaces,
-/// any word over [`MAX_WORD_CHARS`] cut in its middle, and the whole cut in its middle past
-/// [`MAX_LINE_CHARS`], keeping the location and field at its head and the explanation at
-/// its tail. Every error Faultline prints goes through here.
+/// An error message as one line: each line break, with the blanks around it, becomes one
+/// space; other control characters (a tab, an escape) are written escaped (`\t`,
+/// `\u{1b}`), so a file name or key keeps its spaces and no byte of it can move the
+/// terminal; any word (between spaces) over [`MAX_WORD_CHARS`] is cut in its middle, and
+/// the whole past [`MAX_LINE_CHARS`], keeping the location and field at its head and the
+/// explanation at its tail. Every error Faultline prints goes through here, and going
+/// through twice changes nothing.
 pub fn one_line(message: &str) -> String {
-    let words: Vec<String> = message
-        .split_whitespace()
+    let line_break = |c: char| matches!(c, '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{85}' | '\u{2028}' | '\u{2029}');
+    // Blanks next to a break go with it; the line's own first and last characters stay.
+    let parts: Vec<&str> = message.split(line_break).collect();
+    let last = parts.len() - 1;
+    let pieces: Vec<&str> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let p = if i > 0 { p.trim_start() } else { p };
+            if i < last { p.trim_end() } else { p }
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut escaped = String::with_capacity(message.len());
+    for c in pieces.join(" ").chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    let words: Vec<String> = escaped
+        .split(' ')
         .map(|w| if w.chars().count() > MAX_WORD_CHARS { cut(w, MAX_WORD_CHARS) } else { w.to_owned() })
         .collect();
     let line = words.join(" ");
@@ -120,7 +144,13 @@ mod tests {
 
     #[test]
     fn one_line_folds_lines_and_cuts_floods() {
-        assert_eq!(one_line("a\n  b\tc"), "a b c");
+        assert_eq!(one_line("a\n  b\tc"), "a b\\tc");
+        assert_eq!(one_line("my  scenario.toml:1:8: seed: x"), "my  scenario.toml:1:8: seed: x");
+        assert_eq!(one_line(" lead.toml:1:1: x"), " lead.toml:1:1: x");
+        assert_eq!(one_line("key \u{1b}[31m\u{2028}red"), "key \\u{1b}[31m red");
+        for text in ["a\n  b\tc", "x\u{0}y", "my  file"] {
+            assert_eq!(one_line(&one_line(text)), one_line(text), "not idempotent on {text:?}");
+        }
         let flood = format!("x.toml:1:1: kind: unknown fault kind \"{}\" (see the list)", "y".repeat(600_000));
         let line = one_line(&flood);
         assert!(line.starts_with("x.toml:1:1: kind: unknown fault kind"), "{line}");

@@ -323,9 +323,11 @@ fn toml_error(file: &str, text: &str, e: &toml::de::Error, path: String) -> Scen
     let message = e.message();
     // serde names an unknown field in its message and gives the path of the table holding
     // it: join the two so the field is named in full.
-    let field = match message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
-        Some(name) if path == "." || path.is_empty() => name.to_owned(),
-        Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
+    // A key that is empty or blank (`"" = 1`) is named quoted, so the field is never blank.
+    let quoted = |name: &str| if name.trim().is_empty() { format!("{name:?}") } else { name.to_owned() };
+    let field = match message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()).map(quoted) {
+        Some(name) if path == "." || path.is_empty() => name,
+        Some(name) if *path == name || path.ends_with(&format!(".{name}")) => path,
         Some(name) => format!("{path}.{name}"),
         None if path == "." || path.is_empty() => "(top level)".to_owned(),
         None => path,
