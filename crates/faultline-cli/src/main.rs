@@ -2,8 +2,9 @@
 //!
 //! Exit codes: 0 ok, 1 a safety property was violated, 2 bad input, usage or I/O error (a
 //! run past its memory budget included), 3 only liveness properties were violated (a
-//! workload that stopped making progress after its faults healed). Wall-clock reads live here (seed picking, benchmark
-//! timing), never in the library; so do the threads that watch for signals and memory.
+//! workload that stopped making progress after its faults healed). Wall-clock reads live
+//! here (seed picking, benchmark timing), never in the library; so do the threads that
+//! watch for signals and memory.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
