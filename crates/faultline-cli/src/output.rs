@@ -31,14 +31,13 @@ fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
     PENDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Removes every temporary file not yet renamed into place.
+/// Removes every temporary file not yet renamed into place (waiting for the list if the
+/// main thread holds it for a moment: a signal must not miss a file being registered).
 pub fn remove_pending() {
-    // A panic may strike while the list is held; then take what is there without waiting.
-    let mut list = match PENDING.try_lock() {
-        Ok(list) => list,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return,
-    };
+    remove(&mut pending());
+}
+
+fn remove(list: &mut Vec<PathBuf>) {
     for path in list.drain(..) {
         let _ = std::fs::remove_file(path);
     }
@@ -50,7 +49,12 @@ pub fn remove_pending() {
 pub fn install_cleanup() -> Result<()> {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        remove_pending();
+        // The panic may have struck while this thread held the list: never wait for it.
+        match PENDING.try_lock() {
+            Ok(mut list) => remove(&mut list),
+            Err(std::sync::TryLockError::Poisoned(p)) => remove(&mut p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
         default(info);
     }));
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};

@@ -32,10 +32,17 @@ pub fn read_bounded(path: &Path, max_bytes: usize, what: &'static str) -> Result
     let mut bytes = Vec::with_capacity(hint);
     handle.take(max_bytes as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() > max_bytes {
-        let location = at_offset(&file, &String::from_utf8_lossy(&bytes), max_bytes);
-        return Err(InputError::TooLarge { location, what, max_bytes });
+        return Err(InputError::too_large(&file, &bytes, max_bytes, what));
     }
     Ok(bytes)
+}
+
+impl InputError {
+    /// `bytes` of `file` pass `max_bytes`: the error, located at the first byte past it.
+    pub fn too_large(file: &str, bytes: &[u8], max_bytes: usize, what: &'static str) -> InputError {
+        let location = at_offset(file, &String::from_utf8_lossy(bytes), max_bytes);
+        InputError::TooLarge { location, what, max_bytes }
+    }
 }
 
 /// `file:line:column` for a byte offset into `text`, both counted from 1 (a column counts

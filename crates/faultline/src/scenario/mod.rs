@@ -125,11 +125,9 @@ impl Override {
     /// Parses `key=value`; the value may itself contain `=`.
     pub fn parse(s: &str) -> Result<Override, String> {
         let quoted = crate::input::elide(s);
-        let Some((k, v)) = s.split_once('=') else {
-            return Err(format!(
-                "--set {quoted:?}: expected key=value with a dotted key such as quorum.deadline_ms=50"
-            ));
-        };
+        let malformed =
+            || format!("--set {quoted:?}: expected key=value with a dotted key such as quorum.deadline_ms=50");
+        let Some((k, v)) = s.split_once('=') else { return Err(malformed()) };
         // Count before parsing, so a huge key costs no allocation per segment.
         let segments = k.split(['.', '[']).count();
         if segments > MAX_KEY_SEGMENTS {
@@ -139,14 +137,10 @@ impl Override {
         }
         match FieldPath::parse(k.trim()) {
             Some(_) => Ok(Override { key: k.trim().to_owned(), value: v.trim().to_owned() }),
-            None => {
-                Err(format!("--set {quoted:?}: expected key=value with a dotted key such as quorum.deadline_ms=50"))
-            }
+            None => Err(malformed()),
         }
     }
-}
 
-impl Override {
     /// How an error names this override: `--set key=value`, a long value elided.
     fn located(&self) -> String {
         format!("--set {}", crate::input::elide(&self.to_string()))
@@ -175,13 +169,7 @@ impl Scenario {
     /// not UTF-8 are an error located at the first bad byte.
     pub fn from_bytes(file: &str, bytes: &[u8], overrides: &[Override]) -> Result<Scenario, ScenarioError> {
         if bytes.len() > MAX_FILE_BYTES {
-            let location = at_offset(file, &String::from_utf8_lossy(bytes), MAX_FILE_BYTES);
-            return Err(crate::input::InputError::TooLarge {
-                location,
-                what: "a scenario file",
-                max_bytes: MAX_FILE_BYTES,
-            }
-            .into());
+            return Err(crate::input::InputError::too_large(file, bytes, MAX_FILE_BYTES, "a scenario file").into());
         }
         let text = std::str::from_utf8(bytes).map_err(|e| {
             invalid(&at_offset(file, &String::from_utf8_lossy(bytes), e.valid_up_to()), "(file)", "not valid UTF-8")

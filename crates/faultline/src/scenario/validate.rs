@@ -299,21 +299,15 @@ fn fault(raw: &RawFault, names: &[String], path: &FieldPath) -> Check<Fault> {
         Ok(())
     };
     // The one name outside the catalogue: `omit` with a `direction`, for the three omit-*.
-    let name = match raw.kind.as_str() {
-        "omit" => None,
-        other => match FaultName::parse(other) {
-            Some(name) => Some(name),
-            None => {
-                return bad(
-                    path.key("kind"),
-                    format!("unknown fault kind {:?} (`faultline faults` lists them)", crate::input::elide(other)),
-                );
-            }
-        },
-    };
-    let Some(name) = name else {
+    if raw.kind == "omit" {
         allow(&["direction", "p"])?;
         return Ok(Fault { node, kind: FaultKind::Omit { direction: direction("general")?, p: p(None)? }, start, end });
+    }
+    let Some(name) = FaultName::parse(&raw.kind) else {
+        return bad(
+            path.key("kind"),
+            format!("unknown fault kind {:?} (`faultline faults` lists them)", crate::input::elide(&raw.kind)),
+        );
     };
     let kind = match name {
         FaultName::Crash => {
