@@ -47,7 +47,7 @@ fn commands() -> Vec<(String, Vec<String>)> {
         let stem = f.trim_start_matches("scenarios/").trim_end_matches(".toml").replace('/', "-");
         add(format!("trace-{stem}"), &["run", f, "--seed", "11", "--trace", "-"]);
     }
-    add("run-chapter-case".into(), &["run", "scenarios/chapter.toml", "--seed", "7", "--case", "byzantine"]);
+    add("run-chapter-case".into(), &["run", "scenarios/chapter.toml", "--seed", "7", "--case", "byzantine-1"]);
     add(
         "run-raft-set".into(),
         &["run", "scenarios/raft.toml", "--seed", "5", "--set", "raft.servers=5", "--set", "raft.read=\"lease\""],
