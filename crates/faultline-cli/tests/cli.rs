@@ -744,14 +744,28 @@ fn detect_draws_an_svg_plot_atomically() {
 fn detect_and_quorum_commands_refuse_each_others_scenarios() {
     let crash = detectors("crash.toml");
     usage_error(&["detect", CHAPTER, "--seeds", "1..2"], "needs protocol = \"heartbeat\"");
-    usage_error(&["sweep", &crash, "--seeds", "1..2"], "try faultline detect");
-    usage_error(&["bench", &crash], "try faultline detect");
+    usage_error(&["bench", &crash], "times the quorum coordinator's rounds");
     usage_error(&["detect", &crash, "--threshold", "probe=1"], "no data-plane probes");
     usage_error(&["detect", &crash, "--threshold", "phi=-1"], "phi threshold -1");
     usage_error(&["detect", &crash, "--threshold", "gossip=1"], "no detector \"gossip\"");
     // `run` on a heartbeat scenario measures each detector at its production default.
     let stdout = ok(&["run", &crash, "--seed", "3"]);
     assert!(stdout.contains("seeds: 3..4") && stdout.contains("swim"), "{stdout}");
+    // The workload interface gives heartbeats what every workload has: a sweep over one
+    // seed pools that seed's run alone, so it prints the same table...
+    assert_eq!(ok(&["sweep", &crash, "--seeds", "3..4"]), stdout);
+    // ...a sweep over more pools more (every pair, every seed)...
+    let pooled = ok(&["sweep", &crash, "--seeds", "3..6", "--format", "json"]);
+    let v: Value = serde_json::from_str(&pooled).expect("JSON");
+    let one: Value = serde_json::from_str(&ok(&["run", &crash, "--seed", "3", "--format", "json"])).expect("JSON");
+    assert_eq!(v["rows"][0]["pairs"].as_u64(), one["rows"][0]["pairs"].as_u64().map(|p| p * 3), "{pooled}");
+    // ...and --case and --trace, which a heartbeat run once refused.
+    let case = faultline(&["run", &crash, "--seed", "3", "--case", "crash", "--trace", "-"]);
+    assert_eq!(case.code, Some(0), "{case:?}");
+    let header: Value = serde_json::from_str(case.stdout.lines().next().unwrap_or("")).expect("a trace header");
+    assert_eq!((header["kind"].as_str(), header["case"].as_str()), (Some("case"), Some("crash")));
+    assert!(case.stdout.lines().count() > 100, "a heartbeat trace has its events");
+    assert!(case.stderr.contains("seeds: 3..4"), "the results go to stderr: {case:?}");
 }
 
 #[test]

@@ -18,7 +18,8 @@ use std::collections::BinaryHeap;
 use std::hint::black_box;
 use std::time::Instant;
 
-use faultline::report::run_case;
+use faultline::protocols::quorum::QuorumScenario;
+use faultline::protocols::quorum::report::run_case;
 use faultline::scenario::{Override, Scenario};
 use faultline::sim::rng::{SimRng, Stream, stream};
 use rand::Rng;

@@ -9,13 +9,19 @@
 //! - [`fault`]: faults as data, and the injector that applies them (on the interface);
 //! - [`sim`]: the network, disks, and the control loop (on the interface and faults, never
 //!   on a concrete protocol);
-//! - [`protocols`]: the concrete protocols: the chapter's quorum coordinator, Raft, heartbeats;
 //! - [`trace`]: every event of a run, with ground truth about which fault caused it;
 //! - [`input`]: bounded reading of user files, and quoting user values in errors;
-//! - [`scenario`]: scenario files: loading, validation, overrides, and running them;
-//! - [`check`]: invariants evaluated over a run's observations;
+//! - [`scenario`]: scenario files: loading, validation, overrides; a workload's table is
+//!   read through the loader interface it defines, never by name;
+//! - [`check`]: the one violation type every checker reports, and its class (safety or
+//!   liveness);
+//! - [`workload`]: the interface a protocol implements to get scenario files, runs, sweeps,
+//!   traces and checkers; the registry; the one generic sweep;
+//! - [`protocols`]: the concrete protocols, each in its folder with its workload, checkers
+//!   and report: the chapter's quorum coordinator, Raft, heartbeats (their state machines
+//!   name only the layers below the simulator);
 //! - [`detect`]: failure detectors (fixed timeout, Akka's and Cassandra's φ accrual) and their QoS;
-//! - [`report`]: rows, sweeps and benchmarks, rendered as tables or JSON.
+//! - [`registry`]: the built-in workloads, the one list that names them.
 //!
 //! A run is a pure function of its scenario and seed:
 //!
@@ -23,11 +29,11 @@
 //! use faultline::scenario::Scenario;
 //!
 //! let scenario = Scenario::chapter();
-//! let rows = faultline::report::run_all(&scenario, 7);
+//! let rows = faultline::protocols::quorum::report::run_all(&scenario, 7);
 //! let healthy = &rows[0];
 //! assert_eq!((healthy.name.as_str(), healthy.acks, healthy.agreed), ("healthy", 4, true));
 //! // Same scenario, same seed: the same answer, every time.
-//! assert_eq!(rows, faultline::report::run_all(&scenario, 7));
+//! assert_eq!(rows, faultline::protocols::quorum::report::run_all(&scenario, 7));
 //! ```
 
 pub mod check;
@@ -37,9 +43,10 @@ pub mod input;
 pub mod latency;
 pub mod protocol;
 pub mod protocols;
-pub mod report;
+pub mod registry;
 pub mod rng;
 pub mod scenario;
 pub mod sim;
 pub mod time;
 pub mod trace;
+pub mod workload;

@@ -1,7 +1,7 @@
 // Shared by the integration tests of this crate (included with `mod common;`).
 #![allow(dead_code)]
 
-use faultline::report::run_case;
+use faultline::protocols::quorum::report::run_case;
 use faultline::scenario::Scenario;
 use faultline::trace::DigestTracer;
 

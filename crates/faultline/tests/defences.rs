@@ -6,8 +6,15 @@
 //! The measured figures are printed (`cargo test --test defences -- --nocapture`).
 
 use faultline::protocol::NodeId;
+use faultline::protocols::quorum::report::{Row, SweepRow, run_all, run_case};
 use faultline::protocols::quorum::{Coordinator, QuorumConfig, Reason, RoundResult, SignatureScheme};
-use faultline::report::{Row, Variant, run_all, run_case, sweep};
+use faultline::protocols::quorum::{Quorum, QuorumScenario};
+use faultline::workload::Variant;
+
+/// The coordinator's sweep rows.
+fn sweep(variants: &[Variant], seeds: std::ops::Range<u64>, progress: &(dyn Fn() + Sync)) -> Vec<SweepRow> {
+    faultline::workload::sweep::<Quorum>(variants, seeds, progress).into_iter().map(|(_, row)| row).collect()
+}
 use faultline::scenario::{Override, Scenario};
 
 const EXTENDED: &str = include_str!("../../../scenarios/chapter-extended.toml");

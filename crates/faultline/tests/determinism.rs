@@ -5,9 +5,11 @@
 
 mod common;
 
-use faultline::report::{Variant, run_all, sweep};
+use faultline::protocols::quorum::report::run_all;
+use faultline::protocols::quorum::{Quorum, QuorumScenario};
 use faultline::scenario::Scenario;
 use faultline::trace::first_difference;
+use faultline::workload::{Variant, sweep};
 
 fn assert_replays(scenario: &Scenario, seeds: std::ops::Range<u64>) -> usize {
     let mut events = 0;
@@ -113,7 +115,7 @@ fn sweep_results_do_not_depend_on_thread_count() {
     ];
     let run = |threads| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
-        pool.install(|| sweep(&variants, 0..150, &|| {}))
+        pool.install(|| sweep::<Quorum>(&variants, 0..150, &|| {}))
     };
     let one = run(1);
     assert_eq!(one, run(2));

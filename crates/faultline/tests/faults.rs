@@ -3,9 +3,10 @@
 
 mod common;
 
-use faultline::check::agreement_on_proposal;
 use faultline::protocol::NodeId;
-use faultline::report::run_case;
+use faultline::protocols::quorum::QuorumScenario;
+use faultline::protocols::quorum::check::agreement_on_proposal;
+use faultline::protocols::quorum::report::run_case;
 use faultline::scenario::{Override, Scenario};
 use faultline::sim::StopReason;
 use serde_json::Value;
@@ -220,7 +221,7 @@ faults = [
     for seed in 0..100 {
         let (row, _) = run_case(&s, 0, seed, None);
         assert_eq!(row.violations.len(), 1, "seed {seed}");
-        assert_eq!(row.violations[0].property, "agreement-on-proposal");
+        assert_eq!(row.violations[0].violation.property, "agreement-on-proposal");
     }
     // The chapter's cases never violate it.
     let chapter = Scenario::chapter();

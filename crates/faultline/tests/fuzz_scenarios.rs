@@ -41,9 +41,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use faultline::detect::eval::{self, DetectorKind};
-use faultline::report;
-use faultline::scenario::{Override, Scenario, Workload};
+use faultline::protocols::heartbeat::Heartbeat;
+use faultline::protocols::quorum::{Quorum, report};
+use faultline::protocols::raft::Raft;
+use faultline::scenario::{Override, Scenario};
 use faultline::sim::{Span, Time};
+use faultline::workload::config as workload_config;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
@@ -1105,31 +1108,28 @@ fn run(mut s: Scenario, seed: u64) -> u64 {
     let mut events = 0;
     for case in cases {
         let _ = s.describe_faults(case, seed);
-        match &s.workload {
-            Workload::Quorum(_) => {
-                let (row, _) = report::run_case(&s, case, seed, None);
-                let _ = report::chapter_line(&row);
-                events += row.events;
-            }
-            Workload::Raft(r) => {
-                let row = report::raft::run_case(&s, &r.config, case, seed, r.liveness);
-                events += row.messages;
-            }
-            Workload::Heartbeat(h) => {
-                let signals = eval::record(&s, h, case, seed);
-                let period = h.swim.as_ref().map_or(Span::from_secs(1), |sw| sw.interval);
-                for kind in DetectorKind::ALL {
-                    if (kind == DetectorKind::Swim && h.swim.is_none())
-                        || (kind == DetectorKind::Probe && h.data_probe.is_none())
-                    {
-                        continue;
-                    }
-                    for threshold in kind.default_thresholds().into_iter().step_by(4) {
-                        let _ = eval::measure(&signals, kind, threshold, period);
-                    }
+        if workload_config::<Quorum>(&s).is_some() {
+            let (row, _) = report::run_case(&s, case, seed, None);
+            let _ = report::chapter_line(&row);
+            events += row.events;
+        } else if let Some(r) = workload_config::<Raft>(&s) {
+            let row = faultline::protocols::raft::report::run_case(&s, &r.config, case, seed, r.liveness);
+            events += row.messages;
+        } else {
+            let h = workload_config::<Heartbeat>(&s).expect("one of the built-in workloads");
+            let signals = eval::record(&s, h, case, seed);
+            let period = h.swim.as_ref().map_or(Span::from_secs(1), |sw| sw.interval);
+            for kind in DetectorKind::ALL {
+                if (kind == DetectorKind::Swim && h.swim.is_none())
+                    || (kind == DetectorKind::Probe && h.data_probe.is_none())
+                {
+                    continue;
                 }
-                events += 1;
+                for threshold in kind.default_thresholds().into_iter().step_by(4) {
+                    let _ = eval::measure(&signals, kind, threshold, period);
+                }
             }
+            events += 1;
         }
     }
     events

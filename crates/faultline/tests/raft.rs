@@ -3,8 +3,10 @@
 //! stated number of seeds; Byzantine faults break correct Raft; and each of the chapter's
 //! incidents shows its signature.
 
-use faultline::report::raft::{self, RaftRow};
-use faultline::scenario::{Override, RaftRun, Scenario, Workload};
+use faultline::protocols::raft::report::{self as raft, RaftRow, RaftSweepRow};
+use faultline::protocols::raft::{Raft, RaftRun};
+use faultline::scenario::{Override, Scenario};
+use faultline::workload::Variant;
 
 fn load(file: &str, overrides: &[(&str, &str)]) -> Scenario {
     let path = format!("{}/../../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -14,10 +16,13 @@ fn load(file: &str, overrides: &[(&str, &str)]) -> Scenario {
 }
 
 fn raft_run(s: &Scenario) -> &RaftRun {
-    match &s.workload {
-        Workload::Raft(r) => r,
-        other => panic!("not a Raft scenario: {}", other.protocol()),
-    }
+    faultline::workload::config::<Raft>(s).unwrap_or_else(|| panic!("not a Raft scenario: {}", s.protocol()))
+}
+
+/// Every case of `s` over `seeds`, through the generic sweep.
+fn sweep(s: &Scenario, seeds: std::ops::Range<u64>) -> Vec<RaftSweepRow> {
+    let variants = [Variant { label: String::new(), scenario: s.clone() }];
+    faultline::workload::sweep::<Raft>(&variants, seeds, &|| ()).into_iter().map(|(_, row)| row).collect()
 }
 
 fn run(s: &Scenario, case: &str, seed: u64) -> RaftRow {
@@ -33,7 +38,7 @@ fn properties(row: &RaftRow) -> Vec<&'static str> {
 #[test]
 fn correct_raft_keeps_every_property_over_a_thousand_swarm_seeds() {
     let s = load("raft-swarm.toml", &[]);
-    let rows = raft::sweep(&s, raft_run(&s), 1..1001, &|| ());
+    let rows = sweep(&s, 1..1001);
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!(r.seeds, 1000);
@@ -55,7 +60,7 @@ fn correct_raft_keeps_every_property_over_a_thousand_swarm_seeds() {
     ];
     for overrides in variants {
         let s = load("raft-swarm.toml", overrides);
-        let r = &raft::sweep(&s, raft_run(&s), 1..101, &|| ())[0];
+        let r = &sweep(&s, 1..101)[0];
         assert_eq!(r.violating_seeds, 0, "{overrides:?}: {:?}, first seed {:?}", r.by_property, r.first_violating_seed);
     }
 }

@@ -73,7 +73,7 @@ fn every_kind_can_be_drawn_and_runs() {
         for seed in 0..5 {
             let drawn = s.describe_faults(0, seed);
             assert!(drawn.iter().all(|d| d.split_whitespace().nth(1) == Some(entry.name)), "{drawn:?}");
-            let (row, _) = faultline::report::run_case(&s, 0, seed, None);
+            let (row, _) = faultline::protocols::quorum::report::run_case(&s, 0, seed, None);
             assert!(row.events > 0);
         }
     }

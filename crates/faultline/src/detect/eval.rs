@@ -30,10 +30,13 @@ use super::qos::{Observation, QosMeter, QosSummary};
 use super::{
     CassandraPhi, CassandraPhiConfig, Detector, FixedTimeout, FixedTimeoutConfig, PhiAccrual, PhiAccrualConfig,
 };
+use serde::Serialize;
+
 use crate::fault::FaultKind;
-use crate::protocols::heartbeat::{HeartbeatConfig, Signal};
-use crate::scenario::{Scenario, Workload};
+use crate::protocols::heartbeat::{Heartbeat, HeartbeatConfig, Signal};
+use crate::scenario::Scenario;
 use crate::time::{Span, Time};
+use crate::trace::Tracer;
 
 /// The detectors `faultline detect` compares.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -146,18 +149,33 @@ impl Signals {
 
 /// The heartbeat workload of `scenario`, or an error naming the protocol it runs.
 pub fn heartbeat_config(scenario: &Scenario) -> Result<&HeartbeatConfig, String> {
-    match &scenario.workload {
-        Workload::Heartbeat(h) => Ok(h),
-        other => Err(format!(
+    crate::workload::config::<Heartbeat>(scenario).ok_or_else(|| {
+        format!(
             "scenario {:?} runs protocol {:?}; faultline detect needs protocol = \"heartbeat\"",
             scenario.name,
-            other.protocol()
-        )),
-    }
+            scenario.protocol()
+        )
+    })
 }
 
 /// Runs case `case` of a heartbeat scenario with `seed` and records its signals.
 pub fn record(scenario: &Scenario, config: &HeartbeatConfig, case: usize, seed: u64) -> Signals {
+    record_traced(scenario, config, case, seed, None).0
+}
+
+/// SWIM's protocol period (what its suspicion multiplier scales), 1 s when SWIM is off.
+pub fn swim_period(config: &HeartbeatConfig) -> Span {
+    config.swim.as_ref().map_or(Span::from_secs(1), |s| s.interval)
+}
+
+/// As [`record`], feeding `tracer` (handed back afterwards).
+pub fn record_traced(
+    scenario: &Scenario,
+    config: &HeartbeatConfig,
+    case: usize,
+    seed: u64,
+    tracer: Option<Box<dyn Tracer>>,
+) -> (Signals, Option<Box<dyn Tracer>>) {
     let n = config.nodes;
     let faults = scenario.faults(case, seed);
     let mut failed_at: Vec<Option<Time>> = vec![None; n];
@@ -168,6 +186,9 @@ pub fn record(scenario: &Scenario, config: &HeartbeatConfig, case: usize, seed: 
         }
     }
     let mut sim = scenario.build_with(config.build(), case, seed);
+    if let Some(t) = tracer {
+        sim.set_tracer(t);
+    }
     let mut s = Signals {
         nodes: n,
         end: scenario.limits.max_time,
@@ -196,7 +217,7 @@ pub fn record(scenario: &Scenario, config: &HeartbeatConfig, case: usize, seed: 
     if stop != crate::sim::world::StopReason::MaxTime {
         s.end = sim.now();
     }
-    s
+    (s, sim.take_tracer())
 }
 
 /// Measures one detector at one threshold over one run's signals, pooled over its pairs.
@@ -299,7 +320,7 @@ pub fn detect(
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<DetectRow>, String> {
     let config = heartbeat_config(scenario)?;
-    let period = config.swim.as_ref().map_or(Span::from_secs(1), |s| s.interval);
+    let period = swim_period(config);
     for (kind, _) in detectors {
         if *kind == DetectorKind::Swim && config.swim.is_none() {
             return Err(format!("scenario {:?} turns SWIM off ([heartbeat.swim] enabled = false)", scenario.name));
@@ -333,6 +354,138 @@ pub fn detect(
         }
     }
     Ok(rows)
+}
+
+/// How `faultline detect` prints its rows.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DetectFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+/// One output row of `faultline detect`: the JSON and CSV fields.
+#[derive(Serialize)]
+pub struct DetectOut<'a> {
+    case: &'a str,
+    detector: &'static str,
+    threshold: f64,
+    pairs: u64,
+    crashes: u64,
+    undetected: u64,
+    t_d_ms_p50: Option<f64>,
+    t_d_ms_p99: Option<f64>,
+    t_mr_s: Option<f64>,
+    t_m_ms: Option<f64>,
+    p_a: Option<f64>,
+    false_suspicions: u64,
+}
+
+impl DetectOut<'_> {
+    pub fn of(r: &DetectRow) -> DetectOut<'_> {
+        let q = &r.qos;
+        DetectOut {
+            case: &r.case,
+            detector: r.detector.name(),
+            threshold: r.threshold,
+            pairs: q.pairs,
+            crashes: q.crashes,
+            undetected: q.undetected(),
+            t_d_ms_p50: q.detection_time_percentile(50.0).map(|s| s.as_millis_f64()),
+            t_d_ms_p99: q.detection_time_percentile(99.0).map(|s| s.as_millis_f64()),
+            t_mr_s: q.mistake_recurrence_mean().map(|s| s.as_millis_f64() / 1e3),
+            t_m_ms: q.mistake_duration_mean().map(|s| s.as_millis_f64()),
+            p_a: q.query_accuracy(),
+            false_suspicions: q.mistakes,
+        }
+    }
+}
+
+/// The rows as `faultline detect` prints them: a header naming the scenario and the seeds,
+/// then a table, JSON `{ "rows", "scenario", "seeds" }`, or CSV.
+pub fn render(
+    scenario: &str,
+    seeds: std::ops::Range<u64>,
+    rows: &[DetectRow],
+    format: DetectFormat,
+) -> serde_json::Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    match format {
+        DetectFormat::Table => {
+            let _ = writeln!(out, "scenario: {scenario}  seeds: {}..{}", seeds.start, seeds.end);
+            out.push_str(&render_table(rows));
+        }
+        DetectFormat::Json => {
+            let rows: Vec<DetectOut<'_>> = rows.iter().map(DetectOut::of).collect();
+            let json = serde_json::json!({ "scenario": scenario, "seeds": [seeds.start, seeds.end], "rows": rows });
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&json)?);
+        }
+        DetectFormat::Csv => {
+            let _ = writeln!(
+                out,
+                "case,detector,threshold,pairs,crashes,undetected,t_d_ms_p50,t_d_ms_p99,t_mr_s,t_m_ms,p_a,false_suspicions"
+            );
+            let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+            for r in rows.iter().map(DetectOut::of) {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{},{}",
+                    r.case,
+                    r.detector,
+                    r.threshold,
+                    r.pairs,
+                    r.crashes,
+                    r.undetected,
+                    cell(r.t_d_ms_p50),
+                    cell(r.t_d_ms_p99),
+                    cell(r.t_mr_s),
+                    cell(r.t_m_ms),
+                    cell(r.p_a),
+                    r.false_suspicions
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The detect table's column header and rows.
+pub fn render_table(rows: &[DetectRow]) -> String {
+    use std::fmt::Write as _;
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<14} {:<10} {:>9} {:>10} {:>10} {:>11} {:>10} {:>9} {:>9} {:>10}",
+        "case",
+        "detector",
+        "threshold",
+        "T_D p50 ms",
+        "T_D p99 ms",
+        "undetected",
+        "T_MR s",
+        "T_M ms",
+        "P_A",
+        "mistakes"
+    );
+    for r in rows.iter().map(DetectOut::of) {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<10} {:>9} {:>10} {:>10} {:>11} {:>10} {:>9} {:>9} {:>10}",
+            r.case,
+            r.detector,
+            r.threshold,
+            opt(r.t_d_ms_p50, 1),
+            opt(r.t_d_ms_p99, 1),
+            if r.crashes == 0 { "-".to_owned() } else { format!("{}/{}", r.undetected, r.crashes) },
+            opt(r.t_mr_s, 1),
+            opt(r.t_m_ms, 1),
+            opt(r.p_a, 6),
+            r.false_suspicions
+        );
+    }
+    out
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use crate::rng::SimRng;
 use crate::time::{Span, Time};
 
 /// A node's index in a run: `0..n`, stable for the whole run.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct NodeId(pub u32);
 
 impl NodeId {

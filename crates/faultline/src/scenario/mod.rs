@@ -12,9 +12,12 @@ pub mod raw;
 pub mod swarm;
 pub mod validate;
 
+use std::any::Any;
+use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
+use serde::de::DeserializeSeed;
 use toml::de::{DeTable, DeValue};
 
 use crate::fault::Fault;
@@ -22,12 +25,9 @@ use crate::input::at_offset;
 use crate::latency::LatencyDist;
 use crate::protocol::NodeId;
 use crate::protocol::Protocol;
-use crate::protocols::heartbeat::HeartbeatConfig;
-use crate::protocols::quorum::{QuorumConfig, QuorumNode};
-use crate::protocols::raft::RaftConfig;
 use crate::sim::world::{Limits, Sim, SimConfig};
 use crate::time::Span;
-use raw::RawScenario;
+use raw::RawSeed;
 use validate::{FieldPath, Invalid, Seg};
 
 /// Upper bounds that keep a typo from asking for the absurd. The network keeps a dense
@@ -48,8 +48,8 @@ pub struct Scenario {
     pub description: Option<String>,
     /// A seed the file fixes; `--seed` overrides it.
     pub seed: Option<u64>,
-    /// The protocol the scenario runs, with its parameters.
-    pub workload: Workload,
+    /// The workload the scenario runs (`protocol = "..."`), with its parameters.
+    pub workload: WorkloadConfig,
     /// One-way latency of every link not listed in `links`.
     pub latency: LatencyDist,
     pub links: Vec<(NodeId, NodeId, LatencyDist)>,
@@ -58,34 +58,58 @@ pub struct Scenario {
     pub cases: Vec<Case>,
 }
 
-/// What runs on the nodes: `protocol = "quorum"` (the default) or `"heartbeat"`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Workload {
-    /// The chapter's coordinator: `[quorum]`.
-    Quorum(QuorumConfig),
-    /// The failure-detector workload: `[heartbeat]` (see [`crate::detect`]).
-    Heartbeat(HeartbeatConfig),
-    /// Raft with its clients and a downstream resource: `[raft]`.
-    Raft(RaftRun),
+/// A workload's configuration, once its table is validated: what the loader and the
+/// simulator need to know of it without knowing the workload (see `crate::workload`).
+pub trait Config: Any + fmt::Debug + Send + Sync {
+    /// The `protocol` value that selects the workload.
+    fn protocol(&self) -> &'static str;
+    /// The node names, in [`NodeId`] order.
+    fn node_names(&self) -> Vec<String>;
+    /// How many nodes, counted from the first, a swarm may draw faults on.
+    fn fault_targets(&self) -> usize;
+    /// The workload's own configuration, to downcast ([`Scenario::config`]).
+    fn inner(&self) -> &dyn Any;
+    /// Whether `other` is the same workload with the same configuration.
+    fn same(&self, other: &dyn Config) -> bool;
 }
 
-/// A Raft scenario's protocol parameters and what its checkers need.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RaftRun {
-    pub config: RaftConfig,
-    /// After the last fault heals, a new write must commit within this (liveness).
-    pub liveness: Span,
-}
+/// The validated configuration of the workload a scenario runs.
+#[derive(Clone)]
+pub struct WorkloadConfig(pub Arc<dyn Config>);
 
-impl Workload {
-    /// The `protocol` value that selects it.
-    pub fn protocol(&self) -> &'static str {
-        match self {
-            Workload::Quorum(_) => "quorum",
-            Workload::Heartbeat(_) => "heartbeat",
-            Workload::Raft(_) => "raft",
-        }
+impl fmt::Debug for WorkloadConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
+}
+
+impl PartialEq for WorkloadConfig {
+    fn eq(&self, other: &WorkloadConfig) -> bool {
+        self.0.same(&*other.0)
+    }
+}
+
+/// How the loader reads and validates one workload's table (`[quorum]`, `[raft]`, ...).
+/// Every `crate::workload::Workload` is one, through a blanket implementation; the
+/// loader holds a list of them (a registry) and knows no workload by name.
+pub trait TableLoader: Send + Sync {
+    /// The `protocol` value that selects the workload, and the name of its table.
+    fn name(&self) -> &'static str;
+    /// Reads the workload's table from the file's text (so errors keep their spans), or
+    /// `None` when the file has none. An error carries the path of the field at fault.
+    fn read_text(&self, text: &str) -> Result<Option<Box<dyn Any>>, (String, toml::de::Error)>;
+    /// As [`TableLoader::read_text`], from the document with `--set` overrides applied.
+    fn read_value(&self, doc: &toml::Value) -> Result<Option<Box<dyn Any>>, (String, toml::de::Error)>;
+    /// Validates the table read by `read_*`; `at` is its path, `seed` the file's seed.
+    fn validate(&self, table: &dyn Any, at: &FieldPath, seed: Option<u64>) -> Result<Validated, Invalid>;
+}
+
+/// A validated workload table.
+pub struct Validated {
+    pub config: WorkloadConfig,
+    /// How long a run lasts when `[limits] max_time_ms` does not say (for workloads that
+    /// never go quiet, such as heartbeats), if the workload says.
+    pub duration: Option<Span>,
 }
 
 /// One row of a scenario: the same cluster under one set of faults.
@@ -154,49 +178,46 @@ impl std::fmt::Display for Override {
 }
 
 impl Scenario {
-    /// The embedded chapter scenario.
-    pub fn chapter() -> Scenario {
-        Scenario::parse("scenarios/chapter.toml", CHAPTER_TOML, &[]).expect("the embedded chapter scenario is valid")
-    }
-
-    /// Reads and loads a scenario file (at most [`MAX_FILE_BYTES`] of it are ever read).
-    pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+    /// Reads and loads a scenario file (at most [`MAX_FILE_BYTES`] of it are ever read);
+    /// `loaders` are the workloads it may run (a registry's).
+    pub fn load_in(
+        loaders: &[&dyn TableLoader],
+        path: &Path,
+        overrides: &[Override],
+    ) -> Result<Scenario, ScenarioError> {
         let bytes = crate::input::read_bounded(path, MAX_FILE_BYTES, "a scenario file")?;
-        Scenario::from_bytes(&path.display().to_string(), &bytes, overrides)
+        Scenario::from_bytes_in(loaders, &path.display().to_string(), &bytes, overrides)
     }
 
     /// Loads a scenario from the bytes of a file; `file` names it in errors. Bytes that are
     /// not UTF-8 are an error located at the first bad byte.
-    pub fn from_bytes(file: &str, bytes: &[u8], overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+    pub fn from_bytes_in(
+        loaders: &[&dyn TableLoader],
+        file: &str,
+        bytes: &[u8],
+        overrides: &[Override],
+    ) -> Result<Scenario, ScenarioError> {
         if bytes.len() > MAX_FILE_BYTES {
             return Err(crate::input::InputError::too_large(file, bytes, MAX_FILE_BYTES, "a scenario file").into());
         }
         let text = std::str::from_utf8(bytes).map_err(|e| {
             invalid(&at_offset(file, &String::from_utf8_lossy(bytes), e.valid_up_to()), "(file)", "not valid UTF-8")
         })?;
-        Scenario::parse(file, text, overrides)
+        Scenario::parse_in(loaders, file, text, overrides)
     }
 
     /// Loads a scenario from text; `file` names it in errors.
-    pub fn parse(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+    pub fn parse_in(
+        loaders: &[&dyn TableLoader],
+        file: &str,
+        text: &str,
+        overrides: &[Override],
+    ) -> Result<Scenario, ScenarioError> {
+        let names: Vec<&'static str> = loaders.iter().map(|l| l.name()).collect();
         let doc = DeTable::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".to_owned()))?;
-        let raw: RawScenario =
-            deserialize(toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?)
-                .map_err(|(path, e)| toml_error(file, text, &e, path))?;
-        let raw = if overrides.is_empty() {
-            raw
-        } else {
-            let mut table: toml::Table =
-                toml::from_str(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?;
-            for o in overrides {
-                apply_override(&mut table, o)?;
-            }
-            deserialize(toml::Value::Table(table)).map_err(|(path, e)| {
-                let at = blame(overrides, &FieldPath::parse(&path).unwrap_or_default());
-                invalid(&at, &path, clean(e.message()))
-            })?
-        };
-        validate::scenario(&raw).map_err(|Invalid { path, message }| {
+        // Where a validation error points: at the --set that supplied the field, or at the
+        // line and column the field is written on.
+        let locate = |Invalid { path, message }: Invalid| {
             let location = if overrides
                 .iter()
                 .any(|o| FieldPath::parse(&o.key).is_some_and(|k| path.starts_with(&k) || k.starts_with(&path)))
@@ -206,46 +227,54 @@ impl Scenario {
                 at_offset(file, text, span_of(doc.get_ref(), &path).unwrap_or(0))
             };
             invalid(&location, &path.to_string(), message)
-        })
+        };
+        let (raw, loader, table) = if overrides.is_empty() {
+            let raw = deserialize(
+                RawSeed(&names),
+                toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?,
+            )
+            .map_err(|(path, e)| toml_error(file, text, &e, path))?;
+            let loader = validate::workload(&raw, loaders).map_err(locate)?;
+            let table = loader.read_text(text).map_err(|(path, e)| toml_error(file, text, &e, path))?;
+            (raw, loader, table)
+        } else {
+            let mut table: toml::Table =
+                toml::from_str(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?;
+            for o in overrides {
+                apply_override(&mut table, o)?;
+            }
+            let doc = toml::Value::Table(table);
+            let blamed = |(path, e): (String, toml::de::Error)| {
+                let at = blame(overrides, &FieldPath::parse(&path).unwrap_or_default());
+                invalid(&at, &path, clean(e.message()))
+            };
+            let raw = deserialize(RawSeed(&names), doc.clone()).map_err(blamed)?;
+            let loader = validate::workload(&raw, loaders).map_err(locate)?;
+            let table = loader.read_value(&doc).map_err(blamed)?;
+            (raw, loader, table)
+        };
+        validate::scenario(&raw, loader, table.as_deref(), &names).map_err(locate)
     }
 
-    /// The node names of this scenario: `leader`, `f0`, `f1`, ... for the coordinator,
-    /// `n0`, `n1`, ... for the heartbeat workload.
+    /// The `protocol` the scenario runs.
+    pub fn protocol(&self) -> &'static str {
+        self.workload.0.protocol()
+    }
+
+    /// The workload's configuration, if it is a `C` (each workload documents its type).
+    pub fn config<C: 'static>(&self) -> Option<&C> {
+        self.workload.0.inner().downcast_ref()
+    }
+
+    /// The node names of this scenario, in [`NodeId`] order (the workload names them).
     pub fn node_names(&self) -> Vec<String> {
-        match &self.workload {
-            Workload::Quorum(q) => q.node_names(),
-            Workload::Heartbeat(h) => h.node_names(),
-            Workload::Raft(r) => r.config.node_names(),
-        }
+        self.workload.0.node_names()
     }
 
-    /// How many nodes, counted from the first, faults may be drawn on by a swarm: Raft's
-    /// servers (not its clients or the downstream resource), every node otherwise.
+    /// How many nodes, counted from the first, faults may be drawn on by a swarm (Raft's
+    /// servers, say, and not its clients).
     pub fn fault_targets(&self) -> usize {
-        match &self.workload {
-            Workload::Raft(r) => r.config.servers,
-            _ => self.node_names().len(),
-        }
-    }
-
-    /// The coordinator's parameters.
-    ///
-    /// # Panics
-    /// If the scenario runs another protocol: callers check [`Scenario::workload`] first
-    /// (the command line does, and says which command runs the scenario instead).
-    pub fn quorum(&self) -> &QuorumConfig {
-        match &self.workload {
-            Workload::Quorum(q) => q,
-            other => panic!("scenario {:?} runs {}, not the quorum coordinator", self.name, other.protocol()),
-        }
-    }
-
-    /// Builds the simulation of case `case` with root seed `seed`.
-    ///
-    /// # Panics
-    /// As [`Scenario::quorum`], on a scenario of another protocol.
-    pub fn build(&self, case: usize, seed: u64) -> Sim<QuorumNode> {
-        self.build_with(self.quorum().nodes(), case, seed)
+        self.workload.0.fault_targets()
     }
 
     /// Builds the simulation of case `case` over the given state machines, one per node.
@@ -297,14 +326,13 @@ fn clean(message: &str) -> String {
     crate::input::one_line(message)
 }
 
-fn deserialize<'de, T: DeserializeOwned, D>(de: D) -> Result<T, (String, D::Error)>
+/// Deserializes with `seed`, and on failure says the path of the field at fault.
+pub fn deserialize<'de, S: DeserializeSeed<'de>, D>(seed: S, de: D) -> Result<S::Value, (String, D::Error)>
 where
     D: serde::Deserializer<'de>,
 {
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        (path, e.into_inner())
-    })
+    let mut track = serde_path_to_error::Track::new();
+    seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track)).map_err(|e| (track.path().to_string(), e))
 }
 
 fn toml_error(file: &str, text: &str, e: &toml::de::Error, path: String) -> ScenarioError {

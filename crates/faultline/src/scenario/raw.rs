@@ -2,112 +2,101 @@
 //! fields, so a misspelt key is an error and never silently ignored. Numbers that must be
 //! positive are still read as signed or floating types here, so that validation (stage two)
 //! can say "must be positive" rather than serde's "expected u64".
+//!
+//! The top level is read by hand ([`RawSeed`]) because the keys it accepts depend on the
+//! workloads registered: each workload's table (`[quorum]`, `[raft]`, ...) is a top-level
+//! key, read by the workload itself (see `TableLoader`), and passed over here.
+
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The top level of a scenario file, without its workload tables.
+#[derive(Debug, Default)]
 pub struct RawScenario {
     pub name: Option<String>,
     pub description: Option<String>,
     pub seed: Option<u64>,
     pub protocol: Option<String>,
     pub fault_budget: Option<i64>,
-    pub quorum: Option<RawQuorum>,
-    pub heartbeat: Option<RawHeartbeat>,
-    pub raft: Option<RawRaft>,
     pub network: Option<RawNetwork>,
     pub limits: Option<RawLimits>,
-    #[serde(default)]
     pub cases: Vec<RawCase>,
+    /// The workload tables the file holds (`quorum`, `raft`, ...), in the order written.
+    pub tables: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawQuorum {
-    pub followers: Option<i64>,
-    pub deadline_ms: Option<f64>,
-    pub rounds: Option<i64>,
-    pub index: Option<u64>,
-    pub data: Option<String>,
-    /// A preset: naive, content-quorum, checksummed, signed or retrying.
-    pub coordinator: Option<String>,
-    pub content_quorum: Option<bool>,
-    /// none, crc32c, sha256 or crc32c+sha256.
-    pub checksum: Option<String>,
-    /// none, hmac or ed25519.
-    pub signature: Option<String>,
-    pub retry_ms: Option<f64>,
-    pub deadline_max_ms: Option<f64>,
-    pub key_seed: Option<u64>,
-    pub persist: Option<bool>,
+/// The keys of the top level that every scenario may hold.
+const FIELDS: [&str; 8] = ["name", "description", "seed", "protocol", "fault_budget", "network", "limits", "cases"];
+
+/// Reads a [`RawScenario`], accepting as tables the workload names in `.0`.
+pub struct RawSeed<'a>(pub &'a [&'static str]);
+
+enum Key {
+    Field(usize),
+    Table(String),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHeartbeat {
-    pub nodes: Option<i64>,
-    /// A constant heartbeat period, or `interval` for a distribution (not both).
-    pub interval_ms: Option<f64>,
-    pub interval: Option<RawDist>,
-    /// Virtual time the run lasts (sets `limits.max_time_ms` unless that is given).
-    pub duration_ms: Option<f64>,
-    pub swim: Option<RawSwim>,
-    pub data_probe: Option<RawDataProbe>,
+struct KeySeed<'a>(&'a [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_identifier(self)
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRaft {
-    pub servers: Option<i64>,
-    pub clients: Option<i64>,
-    pub heartbeat_ms: Option<f64>,
-    pub election_timeout_ms: Option<f64>,
-    /// The election timeout is drawn from [election_timeout_ms, election_timeout_max_ms).
-    pub election_timeout_max_ms: Option<f64>,
-    pub max_inflight: Option<i64>,
-    pub max_batch: Option<i64>,
-    pub pre_vote: Option<bool>,
-    pub check_quorum: Option<bool>,
-    /// log, read-index, lease or local.
-    pub read: Option<String>,
-    pub fencing: Option<bool>,
-    pub checksums: Option<bool>,
-    /// A deliberately broken variant: no-term-check, ack-before-fsync, commit-on-minority
-    /// or no-fencing.
-    pub canary: Option<String>,
-    /// A server that campaigns as soon as it first starts, so a scenario knows who leads.
-    pub bootstrap_leader: Option<String>,
-    /// How long after the last fault heals a new write must commit.
-    pub liveness_budget_ms: Option<f64>,
-    pub duration_ms: Option<f64>,
-    pub client: Option<RawRaftClient>,
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a scenario field")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        if let Some(i) = FIELDS.iter().position(|f| *f == v) {
+            return Ok(Key::Field(i));
+        }
+        if self.0.contains(&v) {
+            return Ok(Key::Table(v.to_owned()));
+        }
+        // serde's wording for an unknown field, so the loader names it the same way.
+        let expected: Vec<String> = FIELDS.iter().chain(self.0).map(|f| format!("`{f}`")).collect();
+        Err(E::custom(format_args!("unknown field `{v}`, expected one of {}", expected.join(", "))))
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRaftClient {
-    pub interval_ms: Option<f64>,
-    pub timeout_ms: Option<f64>,
-    pub ops: Option<i64>,
-    pub read_fraction: Option<f64>,
-    pub keys: Option<i64>,
+impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
+    type Value = RawScenario;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<RawScenario, D::Error> {
+        d.deserialize_map(self)
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSwim {
-    pub enabled: Option<bool>,
-    pub interval_ms: Option<f64>,
-    pub timeout_ms: Option<f64>,
-    pub indirect: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDataProbe {
-    pub interval_ms: Option<f64>,
-    pub timeout_ms: Option<f64>,
+impl<'de> Visitor<'de> for RawSeed<'_> {
+    type Value = RawScenario;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a scenario table")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawScenario, A::Error> {
+        let mut raw = RawScenario::default();
+        while let Some(key) = map.next_key_seed(KeySeed(self.0))? {
+            match key {
+                Key::Field(0) => raw.name = Some(map.next_value()?),
+                Key::Field(1) => raw.description = Some(map.next_value()?),
+                Key::Field(2) => raw.seed = Some(map.next_value()?),
+                Key::Field(3) => raw.protocol = Some(map.next_value()?),
+                Key::Field(4) => raw.fault_budget = Some(map.next_value()?),
+                Key::Field(5) => raw.network = Some(map.next_value()?),
+                Key::Field(6) => raw.limits = Some(map.next_value()?),
+                Key::Field(_) => raw.cases = map.next_value()?,
+                Key::Table(name) => {
+                    map.next_value::<IgnoredAny>()?;
+                    raw.tables.push(name);
+                }
+            }
+        }
+        Ok(raw)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,15 +4,12 @@
 
 use std::fmt;
 
-use super::raw::{RawCase, RawDist, RawFault, RawQuorum, RawScenario};
+use super::raw::{RawCase, RawDist, RawFault, RawScenario};
 use super::swarm::Swarm;
-use super::{Case, MAX_FAULTS_PER_CASE, MAX_FOLLOWERS, RaftRun, Scenario, Workload};
+use super::{Case, MAX_FAULTS_PER_CASE, Scenario, TableLoader};
 use crate::fault::{Direction, Fault, FaultKind, FaultName};
 use crate::latency::LatencyDist;
 use crate::protocol::NodeId;
-use crate::protocols::heartbeat::{DataProbeConfig, HeartbeatConfig, SwimConfig};
-use crate::protocols::quorum::{Coordinator, Defences, QuorumConfig, SignatureScheme};
-use crate::protocols::raft::{Canary, ClientConfig, RaftConfig, ReadPath};
 use crate::sim::world::Limits;
 use crate::time::{Span, Time};
 
@@ -79,13 +76,14 @@ pub struct Invalid {
     pub message: String,
 }
 
-type Check<T> = Result<T, Invalid>;
+/// The result of a check.
+pub type Check<T> = Result<T, Invalid>;
 
-fn bad<T>(path: FieldPath, message: impl Into<String>) -> Check<T> {
+pub fn bad<T>(path: FieldPath, message: impl Into<String>) -> Check<T> {
     Err(Invalid { path, message: message.into() })
 }
 
-fn required<T: Copy>(v: Option<T>, path: FieldPath) -> Check<T> {
+pub fn required<T: Copy>(v: Option<T>, path: FieldPath) -> Check<T> {
     match v {
         Some(v) => Ok(v),
         None => bad(path, "is required"),
@@ -97,7 +95,7 @@ fn required<T: Copy>(v: Option<T>, path: FieldPath) -> Check<T> {
 /// Checked after conversion to integer nanoseconds, the form the simulator uses: a positive
 /// value that rounds to 0 ns is refused, never read as zero (a zero period would sit at one
 /// instant forever, and a zero retry interval means "no retries").
-fn millis(v: f64, path: &FieldPath, allow_zero: bool) -> Check<Span> {
+pub fn millis(v: f64, path: &FieldPath, allow_zero: bool) -> Check<Span> {
     if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
         let want = if allow_zero { "zero or more" } else { "more than zero" };
         return bad(path.clone(), format!("{v} ms: a duration must be finite and {want}"));
@@ -117,23 +115,23 @@ fn millis(v: f64, path: &FieldPath, allow_zero: bool) -> Check<Span> {
 }
 
 /// An optional positive duration, `default` when the file leaves it out.
-fn millis_or(v: Option<f64>, path: &FieldPath, default: Span) -> Check<Span> {
+pub fn millis_or(v: Option<f64>, path: &FieldPath, default: Span) -> Check<Span> {
     Ok(v.map(|v| millis(v, path, false)).transpose()?.unwrap_or(default))
 }
 
 /// An optional count in `min..=max`, `default` when the file leaves it out.
-fn count_or(v: Option<i64>, path: &FieldPath, min: i64, max: i64, default: u64) -> Check<u64> {
+pub fn count_or(v: Option<i64>, path: &FieldPath, min: i64, max: i64, default: u64) -> Check<u64> {
     Ok(v.map(|v| count(v, path, min, max)).transpose()?.unwrap_or(default))
 }
 
-fn probability(v: f64, path: &FieldPath) -> Check<f64> {
+pub fn probability(v: f64, path: &FieldPath) -> Check<f64> {
     if !(0.0..=1.0).contains(&v) {
         return bad(path.clone(), format!("probability {v} is outside [0, 1]"));
     }
     Ok(v)
 }
 
-fn count(v: i64, path: &FieldPath, min: i64, max: i64) -> Check<u64> {
+pub fn count(v: i64, path: &FieldPath, min: i64, max: i64) -> Check<u64> {
     if v < min || v > max {
         return bad(path.clone(), format!("{v} is outside the allowed range {min}..={max}"));
     }
@@ -141,7 +139,7 @@ fn count(v: i64, path: &FieldPath, min: i64, max: i64) -> Check<u64> {
 }
 
 /// Checks that only the fields a variant uses are set.
-fn only(path: &FieldPath, what: &str, fields: &[(&str, bool)], allowed: &[&str]) -> Check<()> {
+pub fn only(path: &FieldPath, what: &str, fields: &[(&str, bool)], allowed: &[&str]) -> Check<()> {
     for (name, set) in fields {
         if *set && !allowed.contains(name) {
             return bad(path.key(name), format!("is not a parameter of {what}"));
@@ -225,7 +223,7 @@ pub fn dist(raw: &RawDist, path: &FieldPath) -> Check<LatencyDist> {
     })
 }
 
-fn node(name: &str, names: &[String], path: &FieldPath) -> Check<NodeId> {
+pub fn node(name: &str, names: &[String], path: &FieldPath) -> Check<NodeId> {
     match names.iter().position(|n| n == name) {
         Some(i) => Ok(NodeId(i as u32)),
         None => bad(path.clone(), format!("no node named {name:?} (nodes are {})", names.join(", "))),
@@ -508,294 +506,54 @@ fn case(raw: &RawCase, names: &[String], targets: usize, budget: Option<usize>, 
     Ok(Case { name: raw.name.clone(), description: raw.description.clone(), faults, swarm })
 }
 
-/// Most retries per round a scenario may ask for (`deadline_ms / retry_ms`).
-const MAX_RETRIES_PER_ROUND: u64 = 10_000;
-
-/// The coordinator's defences: the `coordinator` preset, then each field that overrides it.
-fn defences(q: &RawQuorum, deadline: Span, qp: &FieldPath) -> Check<Defences> {
-    let mut d = match q.coordinator.as_deref() {
-        None => Defences::default(),
-        Some(name) => match Coordinator::parse(name) {
-            Some(c) => c.defences(),
-            None => {
-                let names: Vec<&str> = Coordinator::ALL.iter().map(|c| c.name()).collect();
-                return bad(
-                    qp.key("coordinator"),
-                    format!("unknown coordinator {name:?} (expected one of {})", names.join(", ")),
-                );
-            }
-        },
-    };
-    if let Some(on) = q.content_quorum {
-        d.content_quorum = on;
-    }
-    if let Some(checksum) = q.checksum.as_deref() {
-        (d.crc32c, d.sha256) = match checksum {
-            "none" => (false, false),
-            "crc32c" => (true, false),
-            "sha256" => (false, true),
-            "crc32c+sha256" | "sha256+crc32c" => (true, true),
-            other => {
-                return bad(
-                    qp.key("checksum"),
-                    format!("unknown checksum {other:?} (expected none, crc32c, sha256 or crc32c+sha256)"),
-                );
-            }
-        };
-    }
-    if let Some(signature) = q.signature.as_deref() {
-        d.signature = match signature {
-            "none" => None,
-            "hmac" => Some(SignatureScheme::Hmac),
-            "ed25519" => Some(SignatureScheme::Ed25519),
-            other => {
-                return bad(
-                    qp.key("signature"),
-                    format!("unknown signature {other:?} (expected none, hmac or ed25519)"),
-                );
-            }
-        };
-    }
-    if let Some(ms) = q.retry_ms {
-        // Zero switches retries off (useful to override a preset).
-        let retry = millis(ms, &qp.key("retry_ms"), true)?;
-        if retry > Span::ZERO && deadline.as_nanos() / retry.as_nanos() > MAX_RETRIES_PER_ROUND {
-            return bad(
-                qp.key("retry_ms"),
-                format!("{ms} ms would retry more than {MAX_RETRIES_PER_ROUND} times within deadline_ms"),
-            );
-        }
-        d.retry = (retry > Span::ZERO).then_some(retry);
-    }
-    if let Some(ms) = q.deadline_max_ms {
-        let max = millis(ms, &qp.key("deadline_max_ms"), false)?;
-        if max < deadline {
-            return bad(
-                qp.key("deadline_max_ms"),
-                format!("{ms} ms is below deadline_ms ({}): the adaptive deadline ranges between them", deadline),
-            );
-        }
-        d.deadline_max = Some(max);
-    }
-    Ok(d)
-}
-
-fn quorum(raw: &RawScenario, top: &FieldPath) -> Check<QuorumConfig> {
-    let Some(q) = &raw.quorum else { return bad(top.key("quorum"), "the [quorum] table is required") };
-    let qp = top.key("quorum");
-    let followers = count(required(q.followers, qp.key("followers"))?, &qp.key("followers"), 1, MAX_FOLLOWERS as i64)?;
-    let deadline = millis(required(q.deadline_ms, qp.key("deadline_ms"))?, &qp.key("deadline_ms"), false)?;
-    Ok(QuorumConfig {
-        followers: followers as usize,
-        deadline,
-        rounds: count(q.rounds.unwrap_or(1), &qp.key("rounds"), 0, 1_000_000_000)?,
-        index: q.index.unwrap_or(0),
-        data: q.data.clone().unwrap_or_else(|| "balance=9000".to_owned()),
-        defences: defences(q, deadline, &qp)?,
-        // Keys are configuration: the file's seed by default, not the run's `--seed`.
-        key_seed: q.key_seed.or(raw.seed).unwrap_or(0),
-        persist: q.persist.unwrap_or(false),
-    })
-}
-
-/// The heartbeat workload, and how long it runs.
-fn heartbeat(raw: &RawScenario, top: &FieldPath) -> Check<(HeartbeatConfig, Option<Span>)> {
-    let Some(h) = &raw.heartbeat else { return bad(top.key("heartbeat"), "the [heartbeat] table is required") };
-    let hp = top.key("heartbeat");
-    let nodes = count(required(h.nodes, hp.key("nodes"))?, &hp.key("nodes"), 2, MAX_FOLLOWERS as i64 + 1)? as usize;
-    let interval = match (&h.interval_ms, &h.interval) {
-        (Some(_), Some(_)) => return bad(hp.key("interval"), "give interval_ms or interval, not both"),
-        (Some(ms), None) => LatencyDist::Constant(millis(*ms, &hp.key("interval_ms"), false)?),
-        (None, Some(d)) => {
-            let interval = dist(d, &hp.key("interval"))?;
-            let typical = match interval {
-                LatencyDist::Constant(x) => x,
-                LatencyDist::Uniform { max, .. } => max,
-                LatencyDist::Normal { mean, .. } => mean,
-                LatencyDist::LogNormal { median, .. } => median,
-                LatencyDist::Pareto { scale, .. } => scale,
-            };
-            if typical == Span::ZERO {
-                return bad(hp.key("interval"), "a heartbeat period must be positive");
-            }
-            interval
-        }
-        (None, None) => LatencyDist::Constant(Span::from_millis(1000)),
-    };
-    let duration = h.duration_ms.map(|ms| millis(ms, &hp.key("duration_ms"), false)).transpose()?;
-    let swim = match &h.swim {
-        Some(s) if s.enabled == Some(false) => None,
-        None => Some(SwimConfig::default()),
-        Some(s) => {
-            let sp = hp.key("swim");
-            let d = SwimConfig::default();
-            let swim = SwimConfig {
-                interval: millis_or(s.interval_ms, &sp.key("interval_ms"), d.interval)?,
-                timeout: millis_or(s.timeout_ms, &sp.key("timeout_ms"), d.timeout)?,
-                indirect: count_or(s.indirect, &sp.key("indirect"), 0, 64, d.indirect as u64)? as usize,
-            };
-            if swim.timeout >= swim.interval {
-                return bad(sp.key("timeout_ms"), "must be shorter than the protocol period (interval_ms)");
-            }
-            Some(swim)
-        }
-    };
-    let data_probe = match &h.data_probe {
-        None => None,
-        Some(p) => {
-            let pp = hp.key("data_probe");
-            let d = DataProbeConfig::default();
-            Some(DataProbeConfig {
-                interval: millis_or(p.interval_ms, &pp.key("interval_ms"), d.interval)?,
-                timeout: millis_or(p.timeout_ms, &pp.key("timeout_ms"), d.timeout)?,
-            })
-        }
-    };
-    Ok((HeartbeatConfig { nodes, interval, swim, data_probe }, duration))
-}
-
-/// The Raft workload, how long it runs, and the liveness budget.
-fn raft(raw: &RawScenario, top: &FieldPath) -> Check<(RaftConfig, Option<Span>, Span)> {
-    let Some(r) = &raw.raft else { return bad(top.key("raft"), "the [raft] table is required") };
-    let rp = top.key("raft");
-    let d = RaftConfig::default();
-    let servers = count_or(r.servers, &rp.key("servers"), 1, 99, d.servers as u64)? as usize;
-    let clients = count_or(r.clients, &rp.key("clients"), 0, 1000, d.clients as u64)? as usize;
-    let read = match r.read.as_deref() {
-        None => d.read,
-        Some("log") => ReadPath::Log,
-        Some("read-index") => ReadPath::ReadIndex,
-        Some("lease") => ReadPath::Lease,
-        Some("local") => ReadPath::Local,
-        Some(other) => {
-            return bad(
-                rp.key("read"),
-                format!("unknown read path {other:?} (expected log, read-index, lease or local)"),
-            );
-        }
-    };
-    let canary = match r.canary.as_deref() {
-        None | Some("none") => None,
-        Some("no-term-check") => Some(Canary::NoTermCheck),
-        Some("ack-before-fsync") => Some(Canary::AckBeforeFsync),
-        Some("commit-on-minority") => Some(Canary::CommitOnMinority),
-        Some("no-fencing") => Some(Canary::NoFencing),
-        Some(other) => {
-            return bad(
-                rp.key("canary"),
-                format!(
-                    "unknown canary {other:?} (expected no-term-check, ack-before-fsync, commit-on-minority or no-fencing)"
-                ),
-            );
-        }
-    };
-    let cp = rp.key("client");
-    let dc = d.client.clone();
-    let client = match &r.client {
-        None => dc,
-        Some(c) => ClientConfig {
-            interval: millis_or(c.interval_ms, &cp.key("interval_ms"), dc.interval)?,
-            timeout: millis_or(c.timeout_ms, &cp.key("timeout_ms"), dc.timeout)?,
-            ops: count_or(c.ops, &cp.key("ops"), 0, 999_999, dc.ops)?,
-            read_fraction: c
-                .read_fraction
-                .map(|v| probability(v, &cp.key("read_fraction")))
-                .transpose()?
-                .unwrap_or(dc.read_fraction),
-            keys: count_or(c.keys, &cp.key("keys"), 1, 1_000_000, u64::from(dc.keys))? as u32,
-        },
-    };
-    let mut config = RaftConfig {
-        servers,
-        clients,
-        heartbeat: millis_or(r.heartbeat_ms, &rp.key("heartbeat_ms"), d.heartbeat)?,
-        election_timeout: millis_or(r.election_timeout_ms, &rp.key("election_timeout_ms"), d.election_timeout)?,
-        max_inflight: count_or(r.max_inflight, &rp.key("max_inflight"), 1, 1 << 16, d.max_inflight as u64)? as usize,
-        max_batch: count_or(r.max_batch, &rp.key("max_batch"), 1, 1 << 16, d.max_batch as u64)? as usize,
-        pre_vote: r.pre_vote.unwrap_or(d.pre_vote),
-        check_quorum: r.check_quorum.unwrap_or(d.check_quorum),
-        read,
-        fencing: r.fencing.unwrap_or(d.fencing),
-        checksums: r.checksums.unwrap_or(d.checksums),
-        client,
-        canary,
-        ..d
-    };
-    if config.heartbeat >= config.election_timeout {
-        return bad(rp.key("heartbeat_ms"), "must be shorter than election_timeout_ms");
-    }
-    if let Some(ms) = r.election_timeout_max_ms {
-        let max = millis(ms, &rp.key("election_timeout_max_ms"), false)?;
-        if max <= config.election_timeout {
-            return bad(
-                rp.key("election_timeout_max_ms"),
-                "must be above election_timeout_ms: the timeout is drawn between them",
-            );
-        }
-        config.election_timeout_max = Some(max);
-    }
-    if let Some(name) = &r.bootstrap_leader {
-        let names = config.node_names();
-        let id = node(name, &names, &rp.key("bootstrap_leader"))?;
-        if id.index() >= config.servers {
-            return bad(rp.key("bootstrap_leader"), format!("{name} is not a server (s0..s{})", config.servers - 1));
-        }
-        config.bootstrap_leader = Some(id.index());
-    }
-    let duration = r.duration_ms.map(|v| millis(v, &rp.key("duration_ms"), false)).transpose()?;
-    let ten_timeouts = Span::from_nanos(config.election_timeout.as_nanos().saturating_mul(10));
-    let liveness = millis_or(r.liveness_budget_ms, &rp.key("liveness_budget_ms"), ten_timeouts)?;
-    Ok((config, duration, liveness))
-}
-
-pub fn scenario(raw: &RawScenario) -> Check<Scenario> {
+/// The workload `raw` selects with `protocol` (the first registered when it says none).
+pub fn workload<'a>(raw: &RawScenario, loaders: &[&'a dyn TableLoader]) -> Check<&'a dyn TableLoader> {
     let top = FieldPath::default();
-    let (workload, duration) = match raw.protocol.as_deref().unwrap_or("quorum") {
-        "quorum" => {
-            if raw.heartbeat.is_some() {
-                return bad(
-                    top.key("heartbeat"),
-                    "a quorum scenario has no [heartbeat] table (set protocol = \"heartbeat\")",
-                );
-            }
-            if raw.raft.is_some() {
-                return bad(top.key("raft"), "a quorum scenario has no [raft] table (set protocol = \"raft\")");
-            }
-            (Workload::Quorum(quorum(raw, &top)?), None)
-        }
-        "raft" => {
-            if raw.quorum.is_some() || raw.heartbeat.is_some() {
-                let key = if raw.quorum.is_some() { "quorum" } else { "heartbeat" };
-                return bad(top.key(key), format!("a raft scenario has no [{key}] table"));
-            }
-            let (config, duration, liveness) = raft(raw, &top)?;
-            (Workload::Raft(RaftRun { config, liveness }), duration)
-        }
-        "heartbeat" => {
-            if raw.quorum.is_some() || raw.raft.is_some() {
-                let key = if raw.quorum.is_some() { "quorum" } else { "raft" };
-                return bad(top.key(key), format!("a heartbeat scenario has no [{key}] table"));
-            }
-            let (h, duration) = heartbeat(raw, &top)?;
-            (Workload::Heartbeat(h), duration)
-        }
-        other => {
-            return bad(
+    let Some(&first) = loaders.first() else { return bad(top.key("protocol"), "no workload is registered") };
+    let Some(protocol) = raw.protocol.as_deref() else { return Ok(first) };
+    match loaders.iter().find(|l| l.name() == protocol) {
+        Some(&l) => Ok(l),
+        None => {
+            let names: Vec<&str> = loaders.iter().map(|l| l.name()).collect();
+            let expected = match names.split_last() {
+                Some((last, [])) => (*last).to_owned(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            bad(
                 top.key("protocol"),
-                format!("unknown protocol {other:?} (expected quorum, heartbeat or raft)"),
+                format!("unknown protocol {:?} (expected {expected})", crate::input::elide(protocol)),
+            )
+        }
+    }
+}
+
+/// Validates a scenario whose workload is `loader`, its table read as `table` (`None` when
+/// the file has none); `tables` are the names of every registered workload.
+pub fn scenario(
+    raw: &RawScenario,
+    loader: &dyn TableLoader,
+    table: Option<&dyn std::any::Any>,
+    tables: &[&str],
+) -> Check<Scenario> {
+    let top = FieldPath::default();
+    let protocol = loader.name();
+    // Another workload's table is a mistake: say which protocol would read it.
+    for &other in tables.iter().filter(|&&t| t != protocol) {
+        if raw.tables.iter().any(|t| t == other) {
+            return bad(
+                top.key(other),
+                format!("a {protocol} scenario has no [{other}] table (set protocol = \"{other}\")"),
             );
         }
+    }
+    let Some(table) = table else {
+        return bad(top.key(protocol), format!("the [{protocol}] table is required"));
     };
-    let names = match &workload {
-        Workload::Quorum(q) => q.node_names(),
-        Workload::Heartbeat(h) => h.node_names(),
-        Workload::Raft(r) => r.config.node_names(),
-    };
-    // Swarms fault Raft's servers, not its clients or the downstream resource.
-    let targets = match &workload {
-        Workload::Raft(r) => r.config.servers,
-        _ => names.len(),
-    };
+    let validated = loader.validate(table, &top.key(protocol), raw.seed)?;
+    let (workload, duration) = (validated.config, validated.duration);
+    let names = workload.0.node_names();
+    let targets = workload.0.fault_targets();
     let budget = raw
         .fault_budget
         .map(|f| count(f, &top.key("fault_budget"), 0, names.len() as i64))

@@ -20,12 +20,17 @@
 //! leaves on its disk is decoded by [`durable_log`] and [`durable_term`] (the format is in
 //! [`log`]).
 
+pub mod check;
 mod client;
 pub mod log;
+pub mod report;
 mod server;
 #[cfg(test)]
 mod tests;
 mod wire;
+mod workload;
+
+pub use workload::{Raft, RaftRun, RawRaft};
 
 use std::rc::Rc;
 

@@ -23,40 +23,20 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
+use super::{ClientResult, Command, LogEntry, Op, RaftObs};
+use crate::check::Violation;
 use crate::protocol::NodeId;
-use crate::protocols::raft::{ClientResult, Command, LogEntry, Op, RaftObs};
 use crate::sim::world::Observed;
 use crate::time::{Span, Time};
 
-/// A property that did not hold, at the first event that broke it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RaftViolation {
-    pub property: &'static str,
-    /// Virtual time of the violating event, in nanoseconds.
-    pub t_ns: u64,
-    /// The node whose event broke the property.
-    pub node: u32,
-    pub detail: String,
-}
-
-/// The liveness properties ([`Class::Eventually`](super::Class)); the rest are safety.
-pub const LIVENESS: &[&str] = &["eventually-commits"];
-
-impl RaftViolation {
-    pub fn class(&self) -> super::Class {
-        super::Class::of(self.property)
-    }
-}
-
-fn violation(property: &'static str, at: Time, node: NodeId, detail: String) -> RaftViolation {
-    RaftViolation { property, t_ns: at.as_nanos(), node: node.0, detail }
+/// A safety property broken at `at` by `node`'s event.
+fn violation(property: &'static str, at: Time, node: NodeId, detail: String) -> Violation {
+    Violation::always(property, at, Some(node), detail)
 }
 
 /// Every safety property, in the order above; each gives its first violation, if any.
-pub fn safety(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Vec<RaftViolation> {
-    let mut found: Vec<RaftViolation> = [
+pub fn safety(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Vec<Violation> {
+    let mut found: Vec<Violation> = [
         election_safety(obs),
         log_matching(final_logs),
         state_machine_safety(obs),
@@ -74,7 +54,7 @@ pub fn safety(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Vec<Ra
     found
 }
 
-pub fn election_safety(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+pub fn election_safety(obs: &[Observed<RaftObs>]) -> Option<Violation> {
     let mut leaders: BTreeMap<u64, NodeId> = BTreeMap::new();
     for o in obs {
         let RaftObs::Leader { term, .. } = &o.obs else { continue };
@@ -92,7 +72,7 @@ pub fn election_safety(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
     None
 }
 
-pub fn log_matching(final_logs: &[Vec<LogEntry>]) -> Option<RaftViolation> {
+pub fn log_matching(final_logs: &[Vec<LogEntry>]) -> Option<Violation> {
     for (a, la) in final_logs.iter().enumerate() {
         for (b, lb) in final_logs.iter().enumerate().skip(a + 1) {
             // The last index at which both hold an entry of the same term...
@@ -116,7 +96,7 @@ pub fn log_matching(final_logs: &[Vec<LogEntry>]) -> Option<RaftViolation> {
     None
 }
 
-pub fn state_machine_safety(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+pub fn state_machine_safety(obs: &[Observed<RaftObs>]) -> Option<Violation> {
     let mut applied: BTreeMap<u64, (u64, &Command, NodeId)> = BTreeMap::new();
     for o in obs {
         if let RaftObs::Applied { index, term, cmd } = &o.obs {
@@ -138,7 +118,7 @@ pub fn state_machine_safety(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> 
     None
 }
 
-pub fn leader_completeness(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+pub fn leader_completeness(obs: &[Observed<RaftObs>]) -> Option<Violation> {
     // Entries applied so far: index -> (term, the highest term any leader had been elected
     // for when it was first applied). An entry committed by a leader of term at most H must
     // be in the log of every leader elected for a term above H; a candidate of an older
@@ -181,7 +161,7 @@ fn committed(obs: &[Observed<RaftObs>]) -> BTreeMap<u64, &Command> {
 
 /// Every write a client was told succeeded is in the committed log (the first command
 /// applied at each index) and in the final durable logs of a majority of the servers.
-pub fn durability(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Option<RaftViolation> {
+pub fn durability(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Option<Violation> {
     let put = |c: &Command| match c {
         Command::Op { client, seq, op: Op::Put { .. } } => Some((*client, *seq)),
         _ => None,
@@ -267,7 +247,7 @@ fn stale(obs: &[Observed<RaftObs>]) -> Vec<(&Observed<RaftObs>, u64)> {
     found
 }
 
-pub fn no_stale_confirmation(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+pub fn no_stale_confirmation(obs: &[Observed<RaftObs>]) -> Option<Violation> {
     let (o, highest) = stale(obs).into_iter().next()?;
     let RaftObs::Confirmed { term, client, seq, op, .. } = &o.obs else { unreachable!("stale yields confirmations") };
     let detail = format!(
@@ -283,7 +263,7 @@ pub fn stale_confirmations(obs: &[Observed<RaftObs>]) -> u64 {
     stale(obs).len() as u64
 }
 
-pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
+pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<Violation> {
     // Log order of the writes, and when each was first applied: value -> (key, index, at).
     let mut first_applied: BTreeMap<u64, Time> = BTreeMap::new();
     for o in obs {
@@ -351,12 +331,7 @@ pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<RaftViolation> {
 /// Liveness: after `healed` (when the last fault ended), a leader exists and a write that
 /// was not applied before `healed` is applied within `budget`. `None` when it held, or when
 /// the run ended before the budget ran out (inconclusive, not a violation).
-pub fn eventually_commits(
-    obs: &[Observed<RaftObs>],
-    healed: Time,
-    budget: Span,
-    run_end: Time,
-) -> Option<RaftViolation> {
+pub fn eventually_commits(obs: &[Observed<RaftObs>], healed: Time, budget: Span, run_end: Time) -> Option<Violation> {
     let deadline = healed + budget;
     if run_end < deadline {
         return None;
@@ -381,5 +356,5 @@ pub fn eventually_commits(
     let detail = format!(
         "no new write committed within {budget:?} of the faults healing at {healed:?} (last index applied before: {before})"
     );
-    Some(violation("eventually-commits", deadline, NodeId(0), detail))
+    Some(Violation::eventually("eventually-commits", deadline, Some(NodeId(0)), detail))
 }

@@ -35,8 +35,13 @@
 //! `RoundResult::corrupt_counted`). Messages encode to a compact binary frame (see
 //! [`QuorumMsg`]), so that bit flips act on real bytes.
 
+pub mod check;
 mod keys;
+pub mod report;
 mod wire;
+mod workload;
+
+pub use workload::{Quorum, QuorumScenario, RawQuorum, build, config};
 
 use std::collections::VecDeque;
 use std::fmt;

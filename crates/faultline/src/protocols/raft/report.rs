@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::check::raft::{self as checks, RaftViolation};
+use super::check as checks;
+use super::{ClientResult, Command, Op, RaftConfig, RaftObs, durable_log};
+use crate::check::Violation;
 use crate::detect::qos::nearest_rank;
 use crate::fault::{Fault, FaultKind};
 use crate::protocol::NodeId;
-use crate::protocols::raft::{ClientResult, Command, Op, RaftConfig, RaftObs, durable_log};
 use crate::scenario::Scenario;
 use crate::sim::world::{Observed, StopReason};
 use crate::time::{Span, Time};
@@ -61,7 +62,8 @@ pub struct RaftRow {
     /// server its lag in entries at each.
     pub lag_times_s: Vec<f64>,
     pub lag_series: Vec<Vec<u64>>,
-    pub violations: Vec<RaftViolation>,
+    #[serde(serialize_with = "super::workload::serialize_violations")]
+    pub violations: Vec<Violation>,
     #[serde(skip)]
     pub timeline: String,
 }
@@ -400,70 +402,4 @@ pub struct RaftSweepRow {
     pub writes: u64,
     pub committed: u64,
     pub messages: u64,
-}
-
-impl RaftSweepRow {
-    fn of(row: &RaftRow) -> RaftSweepRow {
-        let mut by_property = BTreeMap::new();
-        for v in &row.violations {
-            by_property.insert(v.property.to_owned(), 1);
-        }
-        let violated = !row.violations.is_empty();
-        RaftSweepRow {
-            case: row.case.clone(),
-            vary: None,
-            seeds: 1,
-            violating_seeds: violated as u64,
-            first_violating_seed: violated.then_some(row.seed),
-            by_property,
-            writes_ok: row.writes.ok,
-            writes: row.writes.ok + row.writes.failed + row.writes.unknown,
-            committed: row.committed,
-            messages: row.messages,
-        }
-    }
-
-    /// Exact and associative, so a parallel reduce gives the same row for any thread count.
-    fn combine(mut self, other: RaftSweepRow) -> RaftSweepRow {
-        if self.seeds == 0 {
-            return other;
-        }
-        self.seeds += other.seeds;
-        self.violating_seeds += other.violating_seeds;
-        self.first_violating_seed = match (self.first_violating_seed, other.first_violating_seed) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        for (p, n) in other.by_property {
-            *self.by_property.entry(p).or_insert(0) += n;
-        }
-        self.writes_ok += other.writes_ok;
-        self.writes += other.writes;
-        self.committed += other.committed;
-        self.messages += other.messages;
-        self
-    }
-}
-
-/// Runs every case of a Raft scenario over `seeds`, in parallel.
-pub fn sweep(
-    scenario: &Scenario,
-    run: &crate::scenario::RaftRun,
-    seeds: std::ops::Range<u64>,
-    progress: &(dyn Fn() + Sync),
-) -> Vec<RaftSweepRow> {
-    use rayon::prelude::*;
-    (0..scenario.cases.len())
-        .map(|c| {
-            seeds
-                .clone()
-                .into_par_iter()
-                .map(|seed| {
-                    let row = run_case(scenario, &run.config, c, seed, run.liveness);
-                    progress();
-                    RaftSweepRow::of(&row)
-                })
-                .reduce(RaftSweepRow::default, RaftSweepRow::combine)
-        })
-        .collect()
 }

@@ -1,23 +1,18 @@
-//! Running scenarios and summarising them: one row per case, sweeps over seeds and
-//! parameter values, and the renderings (table and JSON) the command line prints.
+//! The coordinator's runs, reported: one row per case (the chapter's columns, then every
+//! round's totals), its sweep row, and their tables.
 //!
 //! Rows are built from the protocol's observations, never from hard-coded expectations.
-//! Sweeps run seeds in parallel with rayon, but each seed's run is independent and results
-//! are gathered in job order and folded with integer sums, so a sweep's output is the same
-//! for any number of threads.
-
-pub mod raft;
 
 use std::fmt::Write as _;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::check::{Violation, acked_not_durable, agreement_on_proposal};
-use crate::protocols::quorum::{Reason, durable_round, node_name};
+use super::check::{RoundViolation, acked_not_durable, agreement_on_proposal};
+use super::{QuorumConfig, Reason, durable_round, node_name};
 use crate::scenario::Scenario;
 use crate::sim::world::{Stats, StopReason};
 use crate::trace::Tracer;
+use crate::workload::{Merge, Tally};
 
 /// One case of one run. The fields from `name` to `winning_data` are the chapter's columns
 /// and, with `rejected`, describe the first round; the rest summarise every round of the run.
@@ -52,7 +47,7 @@ pub struct Row {
     pub end_ns: u64,
     pub stop: StopReason,
     pub stats: Stats,
-    pub violations: Vec<Violation>,
+    pub violations: Vec<RoundViolation>,
 }
 
 /// An ack the coordinator did not count.
@@ -66,27 +61,41 @@ pub struct RejectedAck {
     pub sent_by: Option<String>,
 }
 
-/// Runs case `case` of `scenario` with root seed `seed`, feeding `tracer` if given.
+/// Runs case `case` of a quorum scenario with root seed `seed`, feeding `tracer` if given.
+///
+/// # Panics
+/// If the scenario runs another workload.
 pub fn run_case(
     scenario: &Scenario,
     case: usize,
     seed: u64,
     tracer: Option<Box<dyn Tracer>>,
 ) -> (Row, Option<Box<dyn Tracer>>) {
-    let mut sim = scenario.build(case, seed);
+    run(scenario, super::config(scenario), case, seed, tracer)
+}
+
+/// As [`run_case`], with the coordinator's configuration at hand.
+pub fn run(
+    scenario: &Scenario,
+    config: &QuorumConfig,
+    case: usize,
+    seed: u64,
+    tracer: Option<Box<dyn Tracer>>,
+) -> (Row, Option<Box<dyn Tracer>>) {
+    let mut sim = scenario.build_with(config.nodes(), case, seed);
     if let Some(t) = tracer {
         sim.set_tracer(t);
     }
     let mut row = Row {
         name: scenario.cases[case].name.clone(),
         acks: 0,
-        followers: scenario.quorum().followers,
-        quorum: scenario.quorum().quorum(),
+        followers: config.followers,
+        quorum: config.quorum(),
         agreed: false,
         tampered_seen: false,
         winning_data: None,
         rejected: Vec::new(),
-        coordinator: scenario.quorum().defences.label(),
+        coordinator: config.defences.label(),
         rounds: 0,
         agreed_rounds: 0,
         acks_total: 0,
@@ -129,7 +138,7 @@ pub fn run_case(
                 row.rejected_total += r.rejected.len() as u64;
                 row.corrupt_counted += r.corrupt_counted as u64;
                 // Checked as the round closes: see `check::acked_not_durable`.
-                if scenario.quorum().persist {
+                if config.persist {
                     row.acked_not_durable += acked_not_durable(r, |v| durable_round(sim.disk(v))).len() as u64;
                 }
                 // Keep the first few violations: the first is what a reader needs.
@@ -211,12 +220,6 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// One scenario variant of a sweep: a label (`deadline_ms=50`, or empty) and the scenario.
-pub struct Variant {
-    pub label: String,
-    pub scenario: Scenario,
-}
-
 /// A sweep's result for one case under one variant, over all seeds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SweepRow {
@@ -230,7 +233,7 @@ pub struct SweepRow {
     /// Agreed rounds over all rounds of all seeds.
     pub agreed_fraction: f64,
     pub mean_acks: f64,
-    /// Seeds on which some invariant was violated, and the first such seed.
+    /// Seeds on which a property was violated, and the first such seed.
     pub violating_seeds: u64,
     pub first_violating_seed: Option<u64>,
     /// Over all rounds of all seeds: acks rejected, counted acks that were corrupt (ground
@@ -240,91 +243,60 @@ pub struct SweepRow {
     pub acked_not_durable: u64,
 }
 
-/// What one seed's run adds to a sweep row. Combined with integer sums and a minimum,
-/// which are associative and commutative, so the parallel reduction gives the same answer
-/// whatever the thread count or the order in which runs finish.
+/// What one seed's run adds to a sweep row: integer sums, exact and associative.
 #[derive(Clone, Copy, Default)]
-struct Tally {
-    seeds: u64,
+pub struct Sums {
     rounds: u64,
     agreed: u64,
     acks: u64,
-    violating_seeds: u64,
-    first_violating_seed: Option<u64>,
     rejected: u64,
     corrupt_counted: u64,
     acked_not_durable: u64,
 }
 
-impl Tally {
-    fn of(row: &Row, seed: u64) -> Tally {
-        let violated = !row.violations.is_empty();
-        Tally {
-            seeds: 1,
+impl Sums {
+    pub fn of(row: &Row) -> Sums {
+        Sums {
             rounds: row.rounds,
             agreed: row.agreed_rounds,
             acks: row.acks_total,
-            violating_seeds: violated as u64,
-            first_violating_seed: violated.then_some(seed),
             rejected: row.rejected_total,
             corrupt_counted: row.corrupt_counted,
             acked_not_durable: row.acked_not_durable,
         }
     }
+}
 
-    fn combine(self, other: Tally) -> Tally {
-        let first = match (self.first_violating_seed, other.first_violating_seed) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        Tally {
-            seeds: self.seeds + other.seeds,
-            rounds: self.rounds + other.rounds,
-            agreed: self.agreed + other.agreed,
-            acks: self.acks + other.acks,
-            violating_seeds: self.violating_seeds + other.violating_seeds,
-            first_violating_seed: first,
-            rejected: self.rejected + other.rejected,
-            corrupt_counted: self.corrupt_counted + other.corrupt_counted,
-            acked_not_durable: self.acked_not_durable + other.acked_not_durable,
+impl Merge for Sums {
+    fn merge(self, o: Sums) -> Sums {
+        Sums {
+            rounds: self.rounds + o.rounds,
+            agreed: self.agreed + o.agreed,
+            acks: self.acks + o.acks,
+            rejected: self.rejected + o.rejected,
+            corrupt_counted: self.corrupt_counted + o.corrupt_counted,
+            acked_not_durable: self.acked_not_durable + o.acked_not_durable,
         }
     }
 }
 
-/// Runs every case of every variant for every seed in `seeds`, on the current rayon pool,
-/// one row per (variant, case). `progress` is called once per finished run. Memory does not
-/// grow with the number of seeds.
-pub fn sweep(variants: &[Variant], seeds: std::ops::Range<u64>, progress: &(dyn Fn() + Sync)) -> Vec<SweepRow> {
-    let mut rows = Vec::new();
-    for variant in variants {
-        for (c, case) in variant.scenario.cases.iter().enumerate() {
-            let t = seeds
-                .clone()
-                .into_par_iter()
-                .map(|seed| {
-                    let (row, _) = run_case(&variant.scenario, c, seed, None);
-                    progress();
-                    Tally::of(&row, seed)
-                })
-                .reduce(Tally::default, Tally::combine);
-            rows.push(SweepRow {
-                case: case.name.clone(),
-                vary: (!variant.label.is_empty()).then(|| variant.label.clone()),
-                seeds: t.seeds,
-                rounds: t.rounds,
-                agreed_rounds: t.agreed,
-                acks_total: t.acks,
-                agreed_fraction: ratio(t.agreed, t.rounds),
-                mean_acks: ratio(t.acks, t.rounds),
-                violating_seeds: t.violating_seeds,
-                first_violating_seed: t.first_violating_seed,
-                rejected: t.rejected,
-                corrupt_counted: t.corrupt_counted,
-                acked_not_durable: t.acked_not_durable,
-            });
-        }
+/// A sweep row from the generic tally and the summed figures.
+pub fn sweep_row(t: &Tally, s: Sums) -> SweepRow {
+    SweepRow {
+        case: t.case.clone(),
+        vary: t.vary.clone(),
+        seeds: t.seeds,
+        rounds: s.rounds,
+        agreed_rounds: s.agreed,
+        acks_total: s.acks,
+        agreed_fraction: ratio(s.agreed, s.rounds),
+        mean_acks: ratio(s.acks, s.rounds),
+        violating_seeds: t.violating_seeds,
+        first_violating_seed: t.first_violating_seed,
+        rejected: s.rejected,
+        corrupt_counted: s.corrupt_counted,
+        acked_not_durable: s.acked_not_durable,
     }
-    rows
 }
 
 /// The table `faultline sweep` prints. A row where the coordinator rejected or counted

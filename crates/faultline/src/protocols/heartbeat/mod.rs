@@ -27,6 +27,9 @@ use crate::latency::{LatencyDist, Sampler};
 use crate::protocol::{Context, Message, NodeId, Plane, Protocol, TimerId};
 use crate::time::Span;
 
+mod workload;
+pub use workload::{Heartbeat, HeartbeatRow, HeartbeatSweepRow, RawHeartbeat, default_detectors};
+
 /// SWIM's parameters, with memberlist's LAN defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SwimConfig {

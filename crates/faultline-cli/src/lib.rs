@@ -1,0 +1,732 @@
+//! The `faultline` command line, as a library: [`main`] takes the registry of workloads
+//! it runs, so a crate with a protocol of its own gets the real command line (scenario
+//! files, `run`, `sweep`, `--trace`, `--case`, `--set`, `--vary`, exit codes) by
+//! registering it (see `examples/custom-workload`). The `faultline` binary is
+//! `faultline_cli::main(faultline::registry::builtin())`.
+//!
+//! `main` parses, runs the command, and turns the outcome into an exit code (ripgrep's
+//! `main` → `run` → exit code); the commands know workloads only through the registry.
+//!
+//! Exit codes: 0 ok, 1 a safety property was violated, 2 bad input, usage or I/O error (a
+//! run past its memory budget included), 3 only liveness properties were violated (a
+//! workload that stopped making progress after its faults healed). Wall-clock reads live
+//! here (seed picking, benchmark timing), never in the library; so do the threads that
+//! watch for signals and memory.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use faultline::check::{Class, Violation};
+use faultline::detect::eval::{self, DetectorKind};
+use faultline::protocols::quorum::{self, report::Row};
+use faultline::scenario::{Override, Scenario};
+use faultline::trace::{NdjsonTracer, Tracer};
+use faultline::workload::{Format as LibFormat, Registry, Tally, TraceSink, Variant};
+use serde::Serialize;
+
+mod budget;
+mod output;
+mod plot;
+
+/// The exit codes, as every `--help` ends.
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a safety property was violated; 2 bad input, usage or I/O error \
+(a run past its memory budget too); 3 only liveness properties were violated (no progress after the faults healed).";
+
+#[derive(Parser)]
+#[command(
+    name = "faultline",
+    version,
+    about = "See, test and diagnose crash, omission, timing and Byzantine failures",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Stop with exit code 2 when the process's resident memory passes this many MiB.
+    /// Default: half the machine's memory, at most 8192.
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=budget::MAX_MB))]
+    memory_mb: Option<u64>,
+}
+
+/// The largest seed: TOML integers are signed 64-bit, so this is the largest a scenario
+/// file can name, and every seed the command takes or prints can be written in one.
+const MAX_SEED: u64 = i64::MAX as u64;
+/// The most seeds one `--seeds` range may cover.
+const MAX_SEEDS: u64 = 1_000_000_000;
+/// The most worker threads `--threads` may ask for.
+const MAX_THREADS: u64 = 1024;
+/// The most values one `--vary` or `--threshold` list may give.
+const MAX_LIST_VALUES: usize = 1000;
+/// The default and the largest `--trace-max-mb`.
+const TRACE_MAX_MB: u64 = 4096;
+const TRACE_MAX_MB_LIMIT: u64 = 1 << 20;
+
+fn seed_arg() -> clap::builder::RangedU64ValueParser {
+    clap::value_parser!(u64).range(0..=MAX_SEED)
+}
+
+fn threads_arg() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS)
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the chapter's six scenarios (embedded) against the naive quorum coordinator, or,
+    /// with --coordinator, the extended table (twelve scenarios) against a chosen one.
+    #[command(after_help = EXIT_CODES)]
+    Demo {
+        /// Root seed; the chapter's is 7.
+        #[arg(long, default_value_t = 7, value_parser = seed_arg())]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Run the extended table (scenarios/chapter-extended.toml, embedded) against this
+        /// coordinator: the chapter's six rows plus byzantine-2, flip, equivocate, lie, stale
+        /// and forge.
+        #[arg(long, value_name = "NAME", value_parser = coordinator_names())]
+        coordinator: Option<String>,
+    },
+    /// Run a scenario file, one row per case.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        scenario: PathBuf,
+        /// Root seed (0 to 2^63-1); defaults to the file's `seed`, else one is picked and
+        /// printed.
+        #[arg(long, value_parser = seed_arg())]
+        seed: Option<u64>,
+        /// Override a scenario field by its dotted path, e.g. quorum.deadline_ms=50.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        /// Run only the case with this name.
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write every event as NDJSON to this file (written atomically; `-` is standard
+        /// output, and the results then go to standard error).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// The largest trace, in MiB: a run whose trace would pass it fails (exit 2) and
+        /// leaves no partial file.
+        #[arg(long, value_name = "MIB", default_value_t = TRACE_MAX_MB, value_parser = clap::value_parser!(u64).range(1..=TRACE_MAX_MB_LIMIT))]
+        trace_max_mb: u64,
+    },
+    /// Run a scenario over a range of seeds, optionally varying one field.
+    #[command(after_help = EXIT_CODES)]
+    Sweep {
+        scenario: PathBuf,
+        /// Seeds as A..B (B excluded) or A..=B (B included).
+        #[arg(long, value_parser = parse_seeds)]
+        seeds: SeedRange,
+        /// Vary one field over values: key=v1,v2,...
+        #[arg(long, value_name = "KEY=V1,V2,...")]
+        vary: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        /// Worker threads, 1 to 1024 (results do not depend on it); defaults to the number
+        /// of cores.
+        #[arg(long, value_parser = threads_arg())]
+        threads: Option<usize>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Measure failure detectors on a heartbeat scenario: detection time, mistake
+    /// recurrence and duration, query accuracy (Chen, Toueg and Aguilera), per detector and
+    /// threshold, over a range of seeds.
+    #[command(after_help = EXIT_CODES)]
+    Detect {
+        scenario: PathBuf,
+        /// Detectors, comma-separated: timeout, phi, cassandra, swim, probe. Default: the
+        /// heartbeat detectors and swim.
+        #[arg(long, value_delimiter = ',', value_parser = detector_names())]
+        detector: Vec<String>,
+        /// Thresholds, comma-separated, for every detector named (timeout: ms; phi and
+        /// cassandra: phi; swim: suspicion multiplier; probe: failed probes in a row), or
+        /// for one detector as NAME=V1,V2 (repeat the flag for others). Default: ten per
+        /// detector.
+        #[arg(long, value_name = "[NAME=]V1,V2,...")]
+        threshold: Vec<String>,
+        /// Seeds as A..B (B excluded) or A..=B (B included).
+        #[arg(long, value_parser = parse_seeds, default_value = "1..101")]
+        seeds: SeedRange,
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        /// Worker threads, 1 to 1024 (results do not depend on it); defaults to the number
+        /// of cores.
+        #[arg(long, value_parser = threads_arg())]
+        threads: Option<usize>,
+        #[arg(long, value_enum, default_value_t = DetectFormat::Table)]
+        format: DetectFormat,
+        /// Also draw detection time against mistake rate per detector, as SVG (written
+        /// atomically; `-` is standard output, and the table then goes to standard error).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+    },
+    /// List the fault catalogue: every fault kind a scenario can inject.
+    #[command(after_help = EXIT_CODES)]
+    Faults {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Time a scenario with tracing off: rounds, events, and their rates.
+    #[command(after_help = EXIT_CODES)]
+    Bench {
+        scenario: PathBuf,
+        /// Rounds per case (overrides quorum.rounds).
+        #[arg(long)]
+        rounds: Option<u64>,
+        #[arg(long, value_parser = seed_arg())]
+        seed: Option<u64>,
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// The chapter's table, extended: `faultline demo --coordinator`.
+const CHAPTER_EXTENDED_TOML: &str = include_str!("../../../scenarios/chapter-extended.toml");
+
+fn detector_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(DetectorKind::ALL.map(|k| k.name()))
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DetectFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+impl From<DetectFormat> for eval::DetectFormat {
+    fn from(f: DetectFormat) -> eval::DetectFormat {
+        match f {
+            DetectFormat::Table => eval::DetectFormat::Table,
+            DetectFormat::Json => eval::DetectFormat::Json,
+            DetectFormat::Csv => eval::DetectFormat::Csv,
+        }
+    }
+}
+
+impl From<Format> for LibFormat {
+    fn from(f: Format) -> LibFormat {
+        match f {
+            Format::Table => LibFormat::Table,
+            Format::Json => LibFormat::Json,
+        }
+    }
+}
+
+fn coordinator_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(faultline::protocols::quorum::Coordinator::ALL.map(|c| c.name()))
+}
+
+#[derive(Clone, Debug)]
+struct SeedRange(std::ops::Range<u64>);
+
+/// Parses `A..B` (B excluded) or `A..=B` (B included): seeds from 0 to 2^63-1, at most
+/// [`MAX_SEEDS`] of them.
+fn parse_seeds(s: &str) -> Result<SeedRange, String> {
+    let bad = || format!("{s:?}: expected A..B or A..=B, e.g. 1..1001");
+    let (a, b, inclusive) = match s.split_once("..=") {
+        Some((a, b)) => (a, b, true),
+        None => {
+            let (a, b) = s.split_once("..").ok_or_else(bad)?;
+            (a, b, false)
+        }
+    };
+    let seed = |v: &str| -> Result<u64, String> {
+        let v = v.trim();
+        match v.parse::<u64>() {
+            Ok(n) if n <= MAX_SEED => Ok(n),
+            // Digits too large for a seed: say so rather than "expected A..B".
+            _ if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                Err(format!("{s:?}: seed {} is above the largest seed, {MAX_SEED}", faultline::input::elide(v)))
+            }
+            _ => Err(bad()),
+        }
+    };
+    let (a, b) = (seed(a)?, seed(b)?);
+    let end = if inclusive { b + 1 } else { b };
+    if end <= a {
+        return Err(format!("{s:?}: the range is empty"));
+    }
+    if end - a > MAX_SEEDS {
+        return Err(format!("{s:?}: {} seeds; one range covers at most {MAX_SEEDS}", end - a));
+    }
+    Ok(SeedRange(a..end))
+}
+
+/// How a command ended when it did not fail outright.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Ok,
+    /// Only liveness properties were violated: exit code 3.
+    Stalled,
+    /// A safety property was violated: exit code 1, whatever else happened.
+    Violated,
+}
+
+impl Outcome {
+    fn of(class: Class) -> Outcome {
+        match class {
+            Class::Always => Outcome::Violated,
+            Class::Eventually => Outcome::Stalled,
+        }
+    }
+}
+
+/// Output goes to a buffer written once at the end, so that a closed pipe (`| head`) ends
+/// the program quietly instead of panicking in `println!`.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+macro_rules! outp {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = write!($out, $($arg)*);
+    }};
+}
+
+/// Runs the command line over `registry`'s workloads and returns the exit code.
+pub fn main(registry: &Registry) -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    if let Err(e) = output::check_stdout_open().and_then(|()| output::install_cleanup()) {
+        return fail(&e);
+    }
+    budget::watch(cli.memory_mb.unwrap_or_else(budget::default_mb), cli.memory_mb.is_some());
+    // A trace or plot on standard output takes it; the results then go to standard error.
+    let results_to_stderr = match &cli.command {
+        Command::Run { trace: Some(p), .. } | Command::Detect { plot: Some(p), .. } => output::is_stdout(p),
+        _ => false,
+    };
+    let mut out = String::new();
+    let result = execute(registry, cli.command, &mut out);
+    if results_to_stderr {
+        let _ = std::io::stderr().lock().write_all(out.as_bytes());
+    } else if let Err(e) = output::print(out.as_bytes()) {
+        return fail(&e);
+    }
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Violated) => ExitCode::from(1),
+        Ok(Outcome::Stalled) => ExitCode::from(3),
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints help or the version as clap does; a usage error becomes one `error:` line (clap's
+/// first paragraph, folded) and exit 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(e.exit_code() as u8);
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.split("\n\n").next().unwrap_or_default();
+    output::eprint_line(&format!("{} (see --help)", faultline::input::one_line(first)));
+    ExitCode::from(2)
+}
+
+/// Reports a failed command as one `error:` line and exits 2.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    output::eprint_line(&format!("error: {}", faultline::input::one_line(&format!("{e:#}"))));
+    ExitCode::from(2)
+}
+
+fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Outcome> {
+    match command {
+        Command::Demo { seed, format, coordinator } => {
+            let (scenario, reproduce) = match &coordinator {
+                // The demo's scenarios ship as files too: a failing case replays with `run`,
+                // which takes --case.
+                None => (Scenario::chapter(), format!("faultline run scenarios/chapter.toml --seed {seed}")),
+                Some(name) => {
+                    let choice = Override { key: "quorum.coordinator".into(), value: format!("{name:?}") };
+                    (
+                        Scenario::parse("scenarios/chapter-extended.toml", CHAPTER_EXTENDED_TOML, &[choice])?,
+                        format!(
+                            "faultline run scenarios/chapter-extended.toml --seed {seed} --set quorum.coordinator={}",
+                            shell_quote(name)
+                        ),
+                    )
+                }
+            };
+            let cases: Vec<usize> = (0..scenario.cases.len()).collect();
+            let ran = faultline::workload::DynWorkload::run(
+                &quorum::Quorum,
+                &scenario,
+                &cases,
+                seed,
+                format.into(),
+                &mut faultline::workload::NoTrace,
+            )?;
+            outp!(out, "{}", ran.output);
+            Ok(verdict(&ran.violations, &reproduce))
+        }
+        Command::Run { scenario, seed, overrides, case, format, trace, trace_max_mb } => {
+            if let Some(path) = &trace {
+                output::check_output(path, &[&scenario])?;
+            }
+            let s = registry.load(&scenario, &overrides)?;
+            let seed = pick_seed(seed, &s);
+            let cases: Vec<usize> = match &case {
+                None => (0..s.cases.len()).collect(),
+                Some(name) => match s.cases.iter().position(|c| &c.name == name) {
+                    Some(i) => vec![i],
+                    None => bail!(
+                        "{}: --case {name:?}: no such case (cases: {})",
+                        scenario.display(),
+                        s.cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                },
+            };
+            let workload = registry.of(&s);
+            let ran = match &trace {
+                None => workload.run(&s, &cases, seed, format.into(), &mut faultline::workload::NoTrace)?,
+                Some(path) => output::write_output(path, &[&scenario], |file| {
+                    let budget = output::Capped::new(std::io::sink(), trace_max_mb, "--trace-max-mb");
+                    let mut sink = FileTrace { file, budget };
+                    workload.run(&s, &cases, seed, format.into(), &mut sink).context("writing the trace")
+                })?,
+            };
+            outp!(out, "{}", ran.output);
+            Ok(verdict(&ran.violations, &reproduce_run(&scenario, seed, &overrides)))
+        }
+        Command::Sweep { scenario, seeds, vary, overrides, threads, format } => {
+            let variants = variants(registry, &scenario, &overrides, vary.as_deref())?;
+            let workload = registry.of(&variants[0].scenario);
+            let jobs =
+                variants.iter().map(|v| v.scenario.cases.len() as u64).sum::<u64>() * (seeds.0.end - seeds.0.start);
+            let bar = progress_bar(jobs);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
+            let swept = pool.install(|| workload.sweep(&variants, seeds.0.clone(), format.into(), &|| bar.inc(1)))?;
+            bar.finish_and_clear();
+            outp!(out, "{}", swept.output);
+            // A sweep that found a violation fails like a run would, and says how to replay
+            // the first violating seed of each row.
+            Ok(sweep_verdict(&scenario, &overrides, &swept.tallies))
+        }
+        Command::Detect { scenario, detector, threshold, seeds, overrides, threads, format, plot } => {
+            if let Some(path) = &plot {
+                output::check_output(path, &[&scenario])?;
+            }
+            let s = registry.load(&scenario, &overrides)?;
+            let h = eval::heartbeat_config(&s).map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
+            let kinds: Vec<DetectorKind> = if detector.is_empty() {
+                let mut k = vec![DetectorKind::Timeout, DetectorKind::Phi, DetectorKind::Cassandra];
+                k.extend(h.swim.is_some().then_some(DetectorKind::Swim));
+                k.extend(h.data_probe.is_some().then_some(DetectorKind::Probe));
+                k
+            } else {
+                let mut k: Vec<DetectorKind> = Vec::new();
+                for d in detector.iter().filter_map(|d| DetectorKind::parse(d)) {
+                    if !k.contains(&d) {
+                        k.push(d);
+                    }
+                }
+                k
+            };
+            let mut shared: Option<Vec<f64>> = None;
+            let mut named: Vec<(DetectorKind, Vec<f64>)> = Vec::new();
+            for t in &threshold {
+                let (kind, values) = match t.split_once('=') {
+                    Some((name, values)) => {
+                        let kind = DetectorKind::parse(name.trim()).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--threshold {t:?}: no detector {name:?} (timeout, phi, cassandra, swim, probe)"
+                            )
+                        })?;
+                        (Some(kind), values)
+                    }
+                    None => (None, t.as_str()),
+                };
+                let t = faultline::input::elide(t);
+                let values = values
+                    .split(',')
+                    .map(|v| {
+                        v.trim().parse::<f64>().map_err(|_| {
+                            anyhow::anyhow!(
+                                "--threshold {t:?}: {:?} is not a number",
+                                faultline::input::elide(v.trim())
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<f64>>>()?;
+                let given = match kind {
+                    Some(k) => named.iter().find(|(n, _)| *n == k).map_or(0, |(_, l)| l.len()),
+                    None => shared.as_ref().map_or(0, Vec::len),
+                };
+                if given + values.len() > MAX_LIST_VALUES {
+                    bail!("--threshold {t:?}: more than {MAX_LIST_VALUES} thresholds for one detector");
+                }
+                match kind {
+                    // Repeating a detector adds to its list.
+                    Some(k) => match named.iter_mut().find(|(n, _)| *n == k) {
+                        Some((_, list)) => list.extend(values),
+                        None => named.push((k, values)),
+                    },
+                    None => shared.get_or_insert_with(Vec::new).extend(values),
+                }
+            }
+            let mut kinds = kinds;
+            for (k, _) in &named {
+                if !kinds.contains(k) {
+                    if !detector.is_empty() {
+                        bail!("--threshold: thresholds for {k}, which --detector does not name");
+                    }
+                    kinds.push(*k);
+                }
+            }
+            if !named.is_empty() && detector.is_empty() && shared.is_none() {
+                // Only named thresholds: measure just those detectors.
+                kinds.retain(|k| named.iter().any(|(n, _)| n == k));
+            }
+            let mut detectors = Vec::new();
+            for k in kinds {
+                let ts = match named.iter().find(|(n, _)| *n == k) {
+                    Some((_, v)) => v.clone(),
+                    None => shared.clone().unwrap_or_else(|| k.default_thresholds()),
+                };
+                for &t in &ts {
+                    k.check_threshold(t).map_err(|e| anyhow::anyhow!("--threshold: {e}"))?;
+                }
+                detectors.push((k, ts));
+            }
+            let jobs = (seeds.0.end - seeds.0.start) * s.cases.len() as u64;
+            let bar = progress_bar(jobs);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
+            let rows = pool
+                .install(|| eval::detect(&s, &detectors, seeds.0.clone(), &|| bar.inc(1)))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
+            bar.finish_and_clear();
+            // The table first: a plot that cannot be drawn does not cost the results.
+            outp!(out, "{}", eval::render(&s.name, seeds.0, &rows, format.into())?);
+            if let Some(path) = &plot {
+                let svg = plot::svg(&s.name, &rows)?;
+                output::write_output(path, &[&scenario], |f| Ok(f.write_all(svg.as_bytes())?))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Faults { format } => {
+            let catalogue = faultline::fault::catalogue();
+            match format {
+                Format::Table => {
+                    for e in &catalogue {
+                        let model = serde_json::to_value(e.model)?;
+                        outln!(out, "{:<15} {:<10} {}", e.name, model.as_str().unwrap_or_default(), e.summary);
+                        if !e.params.is_empty() {
+                            outln!(out, "{:<26} params: {}", "", e.params.join(", "));
+                        }
+                    }
+                }
+                Format::Json => outln!(out, "{}", serde_json::to_string_pretty(&catalogue)?),
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Bench { scenario, rounds, seed, mut overrides, format } => {
+            if let Some(r) = rounds {
+                overrides.push(Override { key: "quorum.rounds".into(), value: r.to_string() });
+            }
+            let s = registry.load(&scenario, &overrides)?;
+            if s.protocol() != <quorum::Quorum as faultline::workload::Workload>::NAME {
+                bail!(
+                    "{}: faultline bench times the quorum coordinator's rounds; this scenario runs protocol {:?} (try faultline run or faultline sweep)",
+                    scenario.display(),
+                    s.protocol()
+                );
+            }
+            let seed = pick_seed(seed, &s);
+            let started = Instant::now();
+            let rows: Vec<Row> = (0..s.cases.len()).map(|c| quorum::report::run_case(&s, c, seed, None).0).collect();
+            let wall_s = started.elapsed().as_secs_f64();
+            let b = BenchResult {
+                seed,
+                rounds: rows.iter().map(|r| r.rounds).sum(),
+                events: rows.iter().map(|r| r.events).sum(),
+                agreed: rows.iter().map(|r| r.agreed_rounds).sum(),
+                wall_s,
+                rounds_per_s: 0.0,
+                events_per_s: 0.0,
+            };
+            let b = BenchResult { rounds_per_s: b.rounds as f64 / wall_s, events_per_s: b.events as f64 / wall_s, ..b };
+            match format {
+                Format::Table => {
+                    outln!(out, "seed: {seed}");
+                    outln!(
+                        out,
+                        "rounds={} events={} agreed={} ({:.4}) wall_s={:.3} rounds_per_s={:.0} events_per_s={:.0}",
+                        b.rounds,
+                        b.events,
+                        b.agreed,
+                        b.agreed as f64 / b.rounds.max(1) as f64,
+                        b.wall_s,
+                        b.rounds_per_s,
+                        b.events_per_s
+                    );
+                }
+                Format::Json => outln!(out, "{}", serde_json::to_string_pretty(&b)?),
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BenchResult {
+    seed: u64,
+    rounds: u64,
+    events: u64,
+    agreed: u64,
+    wall_s: f64,
+    rounds_per_s: f64,
+    events_per_s: f64,
+}
+
+/// A trace written to one file (see [`output::write_output`]), at most `--trace-max-mb` of
+/// it: per case a header line, then its events.
+struct FileTrace<'a> {
+    file: &'a mut std::fs::File,
+    budget: output::Capped<std::io::Sink>,
+}
+
+impl TraceSink for FileTrace<'_> {
+    fn start(&mut self, s: &Scenario, case: usize, seed: u64) -> std::io::Result<Option<Box<dyn Tracer>>> {
+        let header = serde_json::json!({
+            "kind": "case",
+            "case": s.cases[case].name,
+            "seed": seed,
+            "faults": s.describe_faults(case, seed),
+        });
+        writeln!(self.budget.sharing(&mut *self.file), "{header}")?;
+        // The tracer writes through its own handle on the same file; the handles share one
+        // offset, so case blocks follow each other.
+        let tracer = NdjsonTracer::new(std::io::BufWriter::new(self.budget.sharing(self.file.try_clone()?)));
+        Ok(Some(Box::new(tracer)))
+    }
+    fn finish(&mut self, mut tracer: Box<dyn Tracer>) -> std::io::Result<()> {
+        tracer.finish()
+    }
+}
+
+/// The seed to use: `--seed`, else the file's, else a fresh one (printed with the output).
+fn pick_seed(flag: Option<u64>, scenario: &Scenario) -> u64 {
+    flag.or(scenario.seed).unwrap_or_else(|| {
+        // Picking a seed is the one place randomness comes from outside a run; the run
+        // itself is then a pure function of the printed seed.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        faultline::sim::rng::splitmix64(nanos ^ u64::from(std::process::id())) % 1_000_000_000
+    })
+}
+
+/// The `faultline run` command that replays `scenario` with `seed` and `overrides`.
+fn reproduce_run(scenario: &Path, seed: u64, overrides: &[Override]) -> String {
+    let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
+    for o in overrides {
+        repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
+    }
+    repro
+}
+
+/// Quotes `word` for a POSIX shell when it needs it, so a `reproduce:` line can be pasted
+/// as it is. Single quotes keep everything literal; a single quote itself is closed,
+/// escaped and reopened.
+fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,@+%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Prints each case's first violation with a `reproduce:` line, and says how the run
+/// ended: a safety violation anywhere makes it exit 1, liveness violations alone exit 3.
+fn verdict(cases: &[(String, Vec<Violation>)], reproduce: &str) -> Outcome {
+    let mut outcome = Outcome::Ok;
+    for (case, violations) in cases {
+        let (Some(v), Some(class)) = (violations.first(), violations.iter().map(|v| v.class).min()) else { continue };
+        output::eprint_line(&format!(
+            "violation: case {case}: {} at {:.3} ms: {}",
+            v.property,
+            v.t_ns as f64 / 1e6,
+            v.detail
+        ));
+        output::eprint_line(&format!("reproduce: {reproduce} --case {}", shell_quote(case)));
+        outcome = outcome.max(Outcome::of(class));
+    }
+    outcome
+}
+
+/// Prints, for each sweep row with violating seeds, how many and how to replay the first;
+/// says how the sweep ended.
+fn sweep_verdict(path: &Path, overrides: &[Override], tallies: &[Tally]) -> Outcome {
+    let mut outcome = Outcome::Ok;
+    for t in tallies.iter().filter(|t| t.violating_seeds > 0) {
+        let seed = t.first_violating_seed.expect("a violating row names its first seed");
+        let mut repro = reproduce_run(path, seed, overrides);
+        if let Some(v) = &t.vary {
+            repro.push_str(&format!(" --set {}", shell_quote(v)));
+        }
+        output::eprint_line(&format!(
+            "violation: case {}: {} of {} seeds violated a property",
+            t.case, t.violating_seeds, t.seeds
+        ));
+        output::eprint_line(&format!("reproduce: {repro} --case {}", shell_quote(&t.case)));
+        outcome = outcome.max(Outcome::of(t.class.unwrap_or(Class::Always)));
+    }
+    outcome
+}
+
+/// A progress bar on stderr when it is a terminal, else one that draws nothing.
+fn progress_bar(jobs: u64) -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(jobs) } else { indicatif::ProgressBar::hidden() }
+}
+
+/// One scenario per value of `--vary key=v1,v2,...` (or the scenario alone).
+fn variants(registry: &Registry, path: &Path, overrides: &[Override], vary: Option<&str>) -> Result<Vec<Variant>> {
+    let Some(vary) = vary else {
+        return Ok(vec![Variant { label: String::new(), scenario: registry.load(path, overrides)? }]);
+    };
+    let Some((key, values)) = vary.split_once('=') else {
+        bail!("--vary {vary:?}: expected key=v1,v2,...");
+    };
+    let values: Vec<&str> = values.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
+    if values.is_empty() {
+        bail!("--vary {vary:?}: no values");
+    }
+    // Each value loads a scenario of its own before any seed runs.
+    if values.len() > MAX_LIST_VALUES {
+        bail!("--vary {:?}: {} values; at most {MAX_LIST_VALUES}", faultline::input::elide(vary), values.len());
+    }
+    values
+        .iter()
+        .map(|v| {
+            let mut o = overrides.to_vec();
+            o.push(Override::parse(&format!("{key}={v}")).map_err(anyhow::Error::msg)?);
+            Ok(Variant { label: format!("{key}={v}"), scenario: registry.load(path, &o)? })
+        })
+        .collect()
+}
