@@ -172,6 +172,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
     },
+    /// List the workloads this command line runs: each `protocol = "..."` a scenario may
+    /// name (the first is the default), with what it is.
+    #[command(after_help = EXIT_CODES)]
+    Workloads {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// List the fault catalogue: every fault kind a scenario can inject.
     #[command(after_help = EXIT_CODES)]
     Faults {
@@ -526,6 +533,23 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
             if let Some(path) = &plot {
                 let svg = plot::svg(&s.name, &rows)?;
                 output::write_output(path, &[&scenario], |f| Ok(f.write_all(svg.as_bytes())?))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Workloads { format } => {
+            match format {
+                Format::Table => {
+                    for w in registry.iter() {
+                        outln!(out, "{:<12} {}", w.name(), w.summary());
+                    }
+                }
+                Format::Json => {
+                    let list: Vec<_> = registry
+                        .iter()
+                        .map(|w| serde_json::json!({ "protocol": w.name(), "summary": w.summary() }))
+                        .collect();
+                    outln!(out, "{}", serde_json::to_string_pretty(&list)?);
+                }
             }
             Ok(Outcome::Ok)
         }

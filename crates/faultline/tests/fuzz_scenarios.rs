@@ -568,7 +568,8 @@ fn mutate(original: &[u8], mutations: &[Mutation]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // Overrides.
 
-/// Field names of every table of a scenario (crates/faultline/src/scenario/raw.rs).
+/// Field names of every table of a scenario (crates/faultline/src/scenario/raw.rs, and
+/// crates/faultline/src/protocols/*/workload.rs for the workload tables).
 const FIELDS: &[&str] = &[
     "name",
     "description",
