@@ -105,15 +105,7 @@ pub trait Workload: Send + Sync + 'static {
     ) -> serde_json::Result<String> {
         let _ = scenario;
         Ok(match format {
-            Format::Table => {
-                let mut out = format!("seed: {seed}\n");
-                for d in drawn {
-                    for f in &d.faults {
-                        out.push_str(&format!("drawn: {} {f}\n", d.case));
-                    }
-                }
-                out + &Self::table(rows)
-            }
+            Format::Table => run_header(seed, drawn) + &Self::table(rows),
             Format::Json => {
                 #[derive(Serialize)]
                 struct RunOutput<'a, R> {
@@ -149,6 +141,18 @@ pub trait Workload: Send + Sync + 'static {
             }
         })
     }
+}
+
+/// What a run's table starts with: `seed: N`, then a `drawn:` line per fault a swarm case
+/// drew (logged before the rows, so a mix is known even when a run is cut short).
+pub fn run_header(seed: u64, drawn: &[Drawn]) -> String {
+    let mut out = format!("seed: {seed}\n");
+    for d in drawn {
+        for f in &d.faults {
+            out.push_str(&format!("drawn: {} {f}\n", d.case));
+        }
+    }
+    out
 }
 
 /// The faults a swarm case drew for a seed, each with every parameter.

@@ -67,6 +67,11 @@ pub fn default_detectors(config: &HeartbeatConfig) -> Vec<(DetectorKind, f64)> {
     detectors
 }
 
+/// Every detector row of several runs or sweep rows, in order: one detect table.
+fn flatten<'a>(groups: impl Iterator<Item = &'a [DetectRow]>) -> Vec<DetectRow> {
+    groups.flat_map(|g| g.iter().cloned()).collect()
+}
+
 fn detect_format(format: Format) -> DetectFormat {
     match format {
         Format::Table => DetectFormat::Table,
@@ -115,7 +120,7 @@ impl Workload for Heartbeat {
         Vec::new()
     }
     fn table(rows: &[HeartbeatRow]) -> String {
-        let rows: Vec<DetectRow> = rows.iter().flat_map(|r| r.0.iter().cloned()).collect();
+        let rows = flatten(rows.iter().map(|r| &r.0[..]));
         eval::render_table(&rows)
     }
     /// The table `faultline detect` prints, for the one seed.
@@ -126,7 +131,7 @@ impl Workload for Heartbeat {
         rows: &[HeartbeatRow],
         format: Format,
     ) -> serde_json::Result<String> {
-        let rows: Vec<DetectRow> = rows.iter().flat_map(|r| r.0.iter().cloned()).collect();
+        let rows = flatten(rows.iter().map(|r| &r.0[..]));
         eval::render(&scenario.name, seed..seed + 1, &rows, detect_format(format))
     }
     fn sums(row: &HeartbeatRow) -> Pooled {
@@ -145,7 +150,7 @@ impl Workload for Heartbeat {
         )
     }
     fn sweep_table(rows: &[HeartbeatSweepRow]) -> String {
-        let rows: Vec<DetectRow> = rows.iter().flat_map(|r| r.0.iter().cloned()).collect();
+        let rows = flatten(rows.iter().map(|r| &r.0[..]));
         eval::render_table(&rows)
     }
     fn render_sweep(
@@ -154,7 +159,7 @@ impl Workload for Heartbeat {
         rows: &[HeartbeatSweepRow],
         format: Format,
     ) -> serde_json::Result<String> {
-        let rows: Vec<DetectRow> = rows.iter().flat_map(|r| r.0.iter().cloned()).collect();
+        let rows = flatten(rows.iter().map(|r| &r.0[..]));
         eval::render(&scenario.name, seeds, &rows, detect_format(format))
     }
 }

@@ -13,7 +13,7 @@ use crate::scenario::Scenario;
 use crate::scenario::validate::{Check, FieldPath, Invalid, bad, count_or, millis, millis_or, node, probability};
 use crate::time::Span;
 use crate::trace::Tracer;
-use crate::workload::{Drawn, Format, Merge, Table, Tally, Workload};
+use crate::workload::{Drawn, Format, Merge, Table, Tally, Workload, run_header};
 
 /// Raft with its clients and a downstream resource: `protocol = "raft"`, its table `[raft]`.
 pub struct Raft;
@@ -153,15 +153,7 @@ impl Workload for Raft {
                 let json = serde_json::json!({ "seed": seed, "drawn": drawn, "rows": rows });
                 serde_json::to_string_pretty(&json)? + "\n"
             }
-            Format::Table => {
-                let mut out = format!("seed: {seed}\n");
-                for d in drawn {
-                    for f in &d.faults {
-                        let _ = writeln!(out, "drawn: {} {f}", d.case);
-                    }
-                }
-                out + &Self::table(rows)
-            }
+            Format::Table => run_header(seed, drawn) + &Self::table(rows),
         })
     }
     fn sums(row: &RaftRow) -> Sums {
