@@ -368,13 +368,14 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
             let (scenario, reproduce) = match &coordinator {
                 // The demo's scenarios ship as files too: a failing case replays with `run`,
                 // which takes --case.
-                None => (Scenario::chapter(), format!("faultline run scenarios/chapter.toml --seed {seed}")),
+                None => (Scenario::chapter(), format!("{} run scenarios/chapter.toml --seed {seed}", program())),
                 Some(name) => {
                     let choice = Override { key: "quorum.coordinator".into(), value: format!("{name:?}") };
                     (
                         Scenario::parse("scenarios/chapter-extended.toml", CHAPTER_EXTENDED_TOML, &[choice])?,
                         format!(
-                            "faultline run scenarios/chapter-extended.toml --seed {seed} --set quorum.coordinator={}",
+                            "{} run scenarios/chapter-extended.toml --seed {seed} --set quorum.coordinator={}",
+                            program(),
                             shell_quote(name)
                         ),
                     )
@@ -667,11 +668,21 @@ fn pick_seed(flag: Option<u64>, scenario: &Scenario) -> u64 {
 
 /// The `faultline run` command that replays `scenario` with `seed` and `overrides`.
 fn reproduce_run(scenario: &Path, seed: u64, overrides: &[Override]) -> String {
-    let mut repro = format!("faultline run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
+    let mut repro = format!("{} run {} --seed {seed}", program(), shell_quote(&scenario.display().to_string()));
     for o in overrides {
         repro.push_str(&format!(" --set {}", shell_quote(&o.to_string())));
     }
     repro
+}
+
+/// The name this binary was run as (`faultline`, or a binary of one's own that calls
+/// [`main`] with its registry), for `reproduce:` lines that can be pasted as they are.
+fn program() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "faultline".to_owned())
 }
 
 /// Quotes `word` for a POSIX shell when it needs it, so a `reproduce:` line can be pasted

@@ -448,9 +448,18 @@ impl<W: Workload> DynWorkload for W {
         let mut violations = Vec::with_capacity(cases.len());
         for &c in cases {
             let tracer = trace.start(scenario, c, seed)?;
+            let wanted = tracer.is_some();
             let (row, tracer) = W::run(scenario, config, c, seed, tracer);
-            if let Some(t) = tracer {
-                trace.finish(t)?;
+            match tracer {
+                Some(t) => trace.finish(t)?,
+                // A trace asked for and never handed back would be lost without a word.
+                None if wanted => {
+                    return Err(std::io::Error::other(format!(
+                        "workload {} did not hand its tracer back, so its trace was not written",
+                        W::NAME
+                    )));
+                }
+                None => {}
             }
             violations.push((scenario.cases[c].name.clone(), W::violations(&row)));
             rows.push(row);
@@ -489,9 +498,16 @@ impl Registry {
     /// Adds `workload` (a unit struct implementing [`Workload`], passed as `&MyWorkload`).
     ///
     /// # Panics
-    /// If a workload of the same name is registered already.
+    /// If a workload of the same name is registered already, or the name is one of a
+    /// scenario file's own top-level keys (`network`, `limits`, `cases`, ...): its table
+    /// could not be told apart from theirs.
     pub fn with(mut self, workload: &'static dyn DynWorkload) -> Registry {
-        assert!(self.get(workload.name()).is_none(), "two workloads are named {:?}", workload.name());
+        let name = workload.name();
+        assert!(self.get(name).is_none(), "two workloads are named {name:?}");
+        assert!(
+            !crate::scenario::raw::FIELDS.contains(&name),
+            "a workload may not be named {name:?}: that is a scenario file's own key"
+        );
         self.workloads.push(workload);
         self
     }

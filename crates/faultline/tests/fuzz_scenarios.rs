@@ -1404,6 +1404,25 @@ fn an_override_of_many_segments_is_refused_or_located() {
     }
 }
 
+/// A mistake written in the file is located in the file even when `--set` overrides
+/// something else: the override must not take the blame.
+#[test]
+fn a_file_error_under_an_unrelated_override_is_located_in_the_file() {
+    let text = "name = \"x\"\nprotocol = \"quorum\"\n[quorum]\nfollowers = \"three\"\n[[cases]]\nname = \"a\"\n";
+    let set = Override::parse("seed=7").expect("an override");
+    let error = must_be_located("x.toml", text.as_bytes(), &[set]);
+    assert!(error.starts_with("x.toml:4:"), "{error}");
+    assert!(error.contains("quorum.followers"), "{error}");
+    let top = "name = 5\n[[cases]]\nname = \"a\"\n";
+    let error = must_be_located("y.toml", top.as_bytes(), &[Override::parse("seed=7").expect("an override")]);
+    assert!(error.starts_with("y.toml:1:"), "{error}");
+    // A protocol the file names wrongly can still be mended from the command line.
+    let wrong =
+        "name = \"x\"\nprotocol = \"nope\"\n[quorum]\nfollowers = 4\ndeadline_ms = 200\n[[cases]]\nname = \"a\"\n";
+    let mended = Override::parse("protocol=quorum").expect("an override");
+    Scenario::from_bytes("z.toml", wrong.as_bytes(), &[mended]).expect("--set protocol mends it");
+}
+
 // Regressions: the harness's findings, fixed (see docs/fuzzing.md).
 
 /// Loads `text` as `file`; the violation, if the error is not one located line.

@@ -27,6 +27,9 @@ const RULES: &[(&str, &[&str])] = &[
     ("sim", &["sim", "protocol", "fault", "trace", "time", "rng", "latency"]),
     ("protocols", &["protocols", "protocol", "sim", "fault", "time", "rng", "latency"]),
     ("check", &["check", "protocol", "time"]),
+    // Detectors, and their evaluation over a heartbeat run: above the protocols' state
+    // machines and the loader, below every protocol's workload (the heartbeat's names them).
+    ("detect", &["detect", "protocols", "protocol", "sim", "fault", "scenario", "trace", "time", "rng", "latency"]),
     ("scenario", &["scenario", "input", "protocol", "sim", "fault", "trace", "time", "rng", "latency"]),
     (
         "workload.rs",
@@ -94,10 +97,57 @@ fn modules_depend_on_each_other_in_one_direction() {
     assert!(broken.is_empty(), "modules named against the layering:\n{}", broken.join("\n"));
 }
 
+/// The protocol upper halves named in `text`'s code (`crate::protocols::raft::check`), and
+/// the workload types they export that the lower layers must not name either.
+fn upper_halves(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        for (i, _) in line.match_indices("crate::protocols::") {
+            let path: String =
+                line[i + 18..].chars().take_while(|c| c.is_ascii_alphanumeric() || "_:{}, ".contains(*c)).collect();
+            let words = path.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            out.extend(
+                words
+                    .filter(|w| ["workload", "check", "report"].contains(w) || WORKLOAD_TYPES.contains(w))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    out
+}
+
+/// The `Workload` types the protocols export, which live in their upper halves.
+const WORKLOAD_TYPES: [&str; 3] = ["Quorum", "Heartbeat", "Raft"];
+
+/// Below the protocols' upper halves (everything but the protocols, the workload registry
+/// and the crate root), no module may name a protocol's workload, checkers or report:
+/// that would be a cycle through the upper half.
+#[test]
+fn nothing_below_a_protocols_workload_names_it() {
+    let mut broken = Vec::new();
+    for file in files(Path::new(SRC)) {
+        let rel = file.strip_prefix(SRC).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with("protocols") || rel == "registry.rs" || rel == "lib.rs" {
+            continue;
+        }
+        for name in upper_halves(&std::fs::read_to_string(&file).unwrap()) {
+            broken.push(format!("{rel}: names the upper half of a protocol ({name})"));
+        }
+    }
+    assert!(broken.is_empty(), "cycles through a protocol's upper half:\n{}", broken.join("\n"));
+}
+
 #[test]
 fn the_rule_catches_a_forbidden_name() {
     assert_eq!(
         named("use crate::protocols::raft;\n// see crate::report\nlet x = crate::sim::Sim;"),
         ["protocols", "sim"]
     );
+    assert_eq!(
+        upper_halves(
+            "use crate::protocols::heartbeat::{Heartbeat, HeartbeatConfig};\nuse crate::protocols::raft::check;"
+        ),
+        ["Heartbeat", "check"]
+    );
+    assert!(upper_halves("use crate::protocols::heartbeat::{HeartbeatConfig, Signal};").is_empty());
 }

@@ -162,7 +162,20 @@ impl Protocol for Node {
     type Obs = Obs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        let Node::Coordinator(c) = self else { return };
+        let c = match self {
+            Node::Coordinator(c) => c,
+            Node::Participant { config, .. } => {
+                // Restarted with a yes vote on disk and no decision: in doubt again, so
+                // ask the coordinator again (its timers died with it).
+                for t in 1..=config.transactions {
+                    let voted_yes = ctx.read(&format!("vote/{t}")).is_some_and(|v| v == [1]);
+                    if voted_yes && ctx.read(&format!("decided/{t}")).is_none() {
+                        ctx.set_timer(config.timeout, Timer::InDoubt(t));
+                    }
+                }
+                return;
+            }
+        };
         let log = ctx.read("log").unwrap_or_default();
         c.decisions = log.iter().filter(|&&b| b != b'?').map(|&b| b == b'C').collect();
         c.current = c.decisions.len() as u64;
@@ -320,14 +333,29 @@ pub fn safety(obs: &[Observed<Obs>], names: &[String]) -> Vec<Violation> {
 }
 
 /// Liveness: a participant that voted yes decides within `budget` of its vote, or of the
-/// last fault healing if that came later (participants down for good are excused). The
-/// first pair that did not, among those whose deadline the run reached; `None` if none.
-pub fn eventually_decides(obs: &[Observed<Obs>], faults: &[Fault], budget: Span, end: Time) -> Option<Violation> {
+/// last fault healing if that came later. Participants silenced for good (crashed, paused,
+/// half-open, or deaf or cut off with certainty, with no end) are excused; faults that
+/// still let messages through some of the time count as healed when they start, since
+/// resending gets through them. The first pair that did not decide in time, among those
+/// whose deadline the run reached (`end`), or every pair when the run went quiet (`end`
+/// is `None`: nothing will ever happen again); `None` if none.
+pub fn eventually_decides(
+    obs: &[Observed<Obs>],
+    faults: &[Fault],
+    budget: Span,
+    end: Option<Time>,
+) -> Option<Violation> {
     let healed = faults.iter().map(|f| f.end.unwrap_or(f.start)).max().unwrap_or(Time::ZERO);
     let gone = |n: NodeId| {
-        faults
-            .iter()
-            .any(|f| f.node == n && f.end.is_none() && matches!(f.kind, FaultKind::Crash | FaultKind::FailStop))
+        faults.iter().any(|f| {
+            f.node == n
+                && f.end.is_none()
+                && match &f.kind {
+                    FaultKind::Crash | FaultKind::FailStop | FaultKind::Pause | FaultKind::HalfOpen => true,
+                    FaultKind::Omit { p, .. } | FaultKind::Partition { p, .. } => *p >= 1.0,
+                    _ => false,
+                }
+        })
     };
     // (transaction, participant) -> when it voted yes, and when it decided.
     let mut pairs: BTreeMap<(u64, NodeId), (Time, Option<Time>)> = BTreeMap::new();
@@ -348,7 +376,10 @@ pub fn eventually_decides(obs: &[Observed<Obs>], faults: &[Fault], budget: Span,
         .into_iter()
         .filter(|((_, n), _)| !gone(*n))
         .map(|(pair, (voted, decided))| (pair, voted.max(healed) + budget, decided))
-        .filter(|&(_, due, decided)| due <= end && decided.is_none_or(|d| d > due))
+        .filter(|&(_, due, decided)| match end {
+            Some(end) => due <= end && decided.is_none_or(|d| d > due),
+            None => decided.is_none_or(|d| d > due),
+        })
         .map(|(pair, due, _)| (pair, due))
         .min_by_key(|&(_, due)| due)?;
     let detail = format!(
@@ -490,7 +521,9 @@ impl Workload for TwoPhase {
         let obs: Vec<Observed<Obs>> = sim.drain_observations().collect();
         let names = Self::node_names(config);
         let mut violations = safety(&obs, &names);
-        violations.extend(eventually_decides(&obs, &scenario.faults(case, seed), config.liveness, end));
+        let quiet = matches!(stop, StopReason::Quiescent);
+        let reached = if quiet { None } else { Some(end) };
+        violations.extend(eventually_decides(&obs, &scenario.faults(case, seed), config.liveness, reached));
         let by_coordinator = |want: bool| {
             obs.iter()
                 .filter(|o| o.node == COORDINATOR && matches!(o.obs, Obs::Decided { commit, .. } if commit == want))
@@ -620,13 +653,26 @@ mod tests {
         let obs = [at(1, 1, Obs::Voted { t: 1, yes: true })];
         let budget = Span::from_millis(100);
         let late = Time::ZERO + Span::from_millis(500);
-        let v = eventually_decides(&obs, &[], budget, late).expect("a violation");
+        let v = eventually_decides(&obs, &[], budget, Some(late)).expect("a violation");
         assert_eq!(
             (v.property, v.class, v.t_ns),
             ("eventually-decides", faultline::check::Class::Eventually, 101_000_000)
         );
-        assert!(eventually_decides(&obs, &[], budget, Time::ZERO + Span::from_millis(50)).is_none(), "inconclusive");
+        let early = Some(Time::ZERO + Span::from_millis(50));
+        assert!(eventually_decides(&obs, &[], budget, early).is_none(), "inconclusive");
+        // A run that went quiet early will never decide: not inconclusive.
+        assert!(eventually_decides(&obs, &[], budget, None).is_some(), "quiet");
         let decided = [obs[0].clone(), at(90, 1, Obs::Decided { t: 1, commit: true })];
-        assert!(eventually_decides(&decided, &[], budget, late).is_none());
+        assert!(eventually_decides(&decided, &[], budget, Some(late)).is_none());
+        assert!(eventually_decides(&decided, &[], budget, None).is_none());
+        // Deaf for good: excused. Lossy for good: resends get through, so not excused.
+        let deaf = |p: f64| Fault {
+            node: NodeId(1),
+            kind: FaultKind::Omit { direction: faultline::fault::Direction::Receive, p },
+            start: Time::ZERO + Span::from_millis(2),
+            end: None,
+        };
+        assert!(eventually_decides(&obs, &[deaf(1.0)], budget, Some(late)).is_none(), "excused");
+        assert!(eventually_decides(&obs, &[deaf(0.3)], budget, Some(late)).is_some(), "not excused");
     }
 }

@@ -60,7 +60,8 @@ fn a_coordinator_crashed_for_good_blocks_its_participants_a_liveness_violation()
     assert!(out.stdout.contains("VIOLATION eventually-decides"), "{}", out.stdout);
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert!(lines[0].starts_with("violation: case coordinator-crash: eventually-decides at "), "{}", out.stderr);
-    assert_eq!(lines[1], format!("reproduce: faultline run {s} --seed 1 --case coordinator-crash"));
+    // The line names the binary that ran, so it can be pasted as it is.
+    assert_eq!(lines[1], format!("reproduce: faultline-2pc run {s} --seed 1 --case coordinator-crash"));
     // No safety property breaks: 2PC blocks, it does not lie.
     assert!(!out.stdout.contains("atomicity") && !out.stdout.contains("commit-validity"), "{}", out.stdout);
 }

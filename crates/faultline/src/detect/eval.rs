@@ -33,7 +33,7 @@ use super::{
 use serde::Serialize;
 
 use crate::fault::FaultKind;
-use crate::protocols::heartbeat::{Heartbeat, HeartbeatConfig, Signal};
+use crate::protocols::heartbeat::{HeartbeatConfig, Signal};
 use crate::scenario::Scenario;
 use crate::time::{Span, Time};
 use crate::trace::Tracer;
@@ -149,7 +149,8 @@ impl Signals {
 
 /// The heartbeat workload of `scenario`, or an error naming the protocol it runs.
 pub fn heartbeat_config(scenario: &Scenario) -> Result<&HeartbeatConfig, String> {
-    crate::workload::config::<Heartbeat>(scenario).ok_or_else(|| {
+    // By its configuration's type: only the heartbeat workload's is a HeartbeatConfig.
+    scenario.config::<HeartbeatConfig>().ok_or_else(|| {
         format!(
             "scenario {:?} runs protocol {:?}; faultline detect needs protocol = \"heartbeat\"",
             scenario.name,

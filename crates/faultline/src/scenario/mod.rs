@@ -228,15 +228,21 @@ impl Scenario {
             };
             invalid(&location, &path.to_string(), message)
         };
+        // The file as written, read first even under --set: an error in what the file says
+        // is located in the file (line and column), never blamed on an override.
+        let raw = deserialize(
+            RawSeed(&names),
+            toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?,
+        )
+        .map_err(|(path, e)| toml_error(file, text, &e, path))?;
+        let chosen = validate::workload(&raw, loaders);
+        let table = match &chosen {
+            Ok(loader) => loader.read_text(text).map_err(|(path, e)| toml_error(file, text, &e, path))?,
+            // Reported below, unless --set protocol=... mends it.
+            Err(_) => None,
+        };
         let (raw, loader, table) = if overrides.is_empty() {
-            let raw = deserialize(
-                RawSeed(&names),
-                toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?,
-            )
-            .map_err(|(path, e)| toml_error(file, text, &e, path))?;
-            let loader = validate::workload(&raw, loaders).map_err(locate)?;
-            let table = loader.read_text(text).map_err(|(path, e)| toml_error(file, text, &e, path))?;
-            (raw, loader, table)
+            (raw, chosen.map_err(locate)?, table)
         } else {
             let mut table: toml::Table =
                 toml::from_str(text).map_err(|e| toml_error(file, text, &e, "(syntax)".into()))?;

@@ -28,7 +28,7 @@ pub struct RawScenario {
 }
 
 /// The keys of the top level that every scenario may hold.
-const FIELDS: [&str; 8] = ["name", "description", "seed", "protocol", "fault_budget", "network", "limits", "cases"];
+pub const FIELDS: [&str; 8] = ["name", "description", "seed", "protocol", "fault_budget", "network", "limits", "cases"];
 
 /// Reads a [`RawScenario`], accepting as tables the workload names in `.0`.
 pub struct RawSeed<'a>(pub &'a [&'static str]);
