@@ -18,8 +18,9 @@
 //! - **commit-validity** (always): nobody commits a transaction some participant did not
 //!   vote yes on (before the commit);
 //! - **eventually-decides** (eventually): once the faults have healed, every participant
-//!   that voted yes decides within the liveness budget (participants crashed for good are
-//!   excused). A coordinator that crashes for good breaks it: exit code 3.
+//!   that voted yes decides within the liveness budget (participants silenced for good are
+//!   excused; see [`eventually_decides`]). A coordinator that crashes for good breaks it:
+//!   exit code 3.
 //!
 //! `heuristic = "commit-on-timeout"` breaks the protocol on purpose: a participant in doubt
 //! commits on its own after `timeout_ms` (an XA "heuristic decision"). Lose one decision
@@ -334,7 +335,8 @@ pub fn safety(obs: &[Observed<Obs>], names: &[String]) -> Vec<Violation> {
 
 /// Liveness: a participant that voted yes decides within `budget` of its vote, or of the
 /// last fault healing if that came later. Participants silenced for good (crashed, paused,
-/// half-open, or deaf or cut off with certainty, with no end) are excused; faults that
+/// half-open, or deaf or cut off from the coordinator with certainty, with no end) are
+/// excused; faults that
 /// still let messages through some of the time count as healed when they start, since
 /// resending gets through them. The first pair that did not decide in time, among those
 /// whose deadline the run reached (`end`), or every pair when the run went quiet (`end`
@@ -352,7 +354,9 @@ pub fn eventually_decides(
                 && f.end.is_none()
                 && match &f.kind {
                     FaultKind::Crash | FaultKind::FailStop | FaultKind::Pause | FaultKind::HalfOpen => true,
-                    FaultKind::Omit { p, .. } | FaultKind::Partition { p, .. } => *p >= 1.0,
+                    FaultKind::Omit { p, .. } | FaultKind::Gray { p, .. } => *p >= 1.0,
+                    // Cut off from the coordinator, the only peer a participant talks to.
+                    FaultKind::Partition { p, peers, .. } => *p >= 1.0 && peers.contains(&COORDINATOR),
                     _ => false,
                 }
         })
