@@ -29,6 +29,7 @@ use faultline::workload::{Format as LibFormat, Registry, Tally, TraceSink, Varia
 use serde::Serialize;
 
 mod budget;
+mod diagnose;
 mod output;
 mod plot;
 
@@ -77,6 +78,27 @@ fn threads_arg() -> clap::builder::RangedU64ValueParser<usize> {
 enum Format {
     Table,
     Json,
+}
+
+/// The signals formats (docs/signals.md).
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum InputFormat {
+    Csv,
+    Ndjson,
+    Prometheus,
+    QueryRange,
+}
+
+impl InputFormat {
+    fn signals(self) -> faultline::signals::parse::Format {
+        use faultline::signals::parse::Format as F;
+        match self {
+            InputFormat::Csv => F::Csv,
+            InputFormat::Ndjson => F::Ndjson,
+            InputFormat::Prometheus => F::Prometheus,
+            InputFormat::QueryRange => F::QueryRange,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -171,6 +193,56 @@ enum Command {
         /// atomically; `-` is standard output, and the table then goes to standard error).
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
+    },
+    /// Derive monitoring signals from a simulated run (quorum and Raft scenarios), as real
+    /// observers would see them: the leader, a load balancer's health checker, a client's
+    /// read prober, each replica's kernel and an audit of its disk (docs/signals.md).
+    #[command(after_help = EXIT_CODES)]
+    Signals {
+        scenario: PathBuf,
+        /// Root seed; defaults to the file's `seed`, else one is picked and printed.
+        #[arg(long, value_parser = seed_arg())]
+        seed: Option<u64>,
+        /// The case to run (default: the first).
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
+        /// Where the signals go, as long CSV (written atomically; `-` is standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Also write the ground truth (per replica and interval: the faults in force and
+        /// their models) to this file, as CSV.
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
+        /// How often the observers sample, in milliseconds of virtual time.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+        interval_ms: u64,
+        /// How long to observe, in milliseconds of virtual time (default: the run's time
+        /// limit, at most 60 s).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+        duration_ms: Option<u64>,
+    },
+    /// Name the failure model each replica is in from monitoring signals (CSV, NDJSON,
+    /// Prometheus text or query_range JSON; see docs/signals.md), with its evidence, a
+    /// confidence and the runbook step, and how many more failures the cluster absorbs
+    /// (the decision tree: docs/diagnosis.md).
+    #[command(after_help = EXIT_CODES)]
+    Diagnose {
+        /// Signals files, merged in time order; `-` is standard input.
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Diagnose as of this time (seconds, on the files' clock): later samples are not read.
+        #[arg(long, value_name = "T", allow_negative_numbers = true)]
+        at: Option<f64>,
+        /// Keep reading a growing file (or standard input until it closes), printing a new
+        /// diagnosis whenever a verdict changes (JSON: one object per line).
+        #[arg(long)]
+        follow: bool,
+        /// The files' format, when neither the extension nor the content says it.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        input_format: Option<InputFormat>,
     },
     /// List the workloads this command line runs: each `protocol = "..."` a scenario may
     /// name (the first is the default), with what it is.
@@ -568,6 +640,54 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
                 }
                 Format::Json => outln!(out, "{}", serde_json::to_string_pretty(&catalogue)?),
             }
+            Ok(Outcome::Ok)
+        }
+        Command::Signals { scenario, seed, case, overrides, output: path, labels, interval_ms, duration_ms } => {
+            for p in std::iter::once(&path).chain(&labels) {
+                output::check_output(p, &[&scenario])?;
+            }
+            let s = registry.load(&scenario, &overrides)?;
+            let seed = pick_seed(seed, &s);
+            let c = match &case {
+                None => 0,
+                Some(name) => s.cases.iter().position(|c| &c.name == name).ok_or_else(|| {
+                    let names: Vec<&str> = s.cases.iter().map(|c| c.name.as_str()).collect();
+                    anyhow::anyhow!(
+                        "{}: --case {name:?}: no such case (cases: {})",
+                        scenario.display(),
+                        names.join(", ")
+                    )
+                })?,
+            };
+            let workload = registry.get(s.protocol()).expect("a loaded scenario's workload is registered");
+            let interval = faultline::time::Span::from_millis(interval_ms);
+            let limit = s.limits.max_time.as_nanos().min(60_000_000_000);
+            let until = faultline::time::Time::from_nanos(duration_ms.map_or(limit, |d| d * 1_000_000));
+            let Some(rec) = workload.record(&s, c, seed, interval, until) else {
+                let observable: Vec<&str> = registry.iter().filter(|w| w.observable()).map(|w| w.name()).collect();
+                bail!(
+                    "{}: faultline signals cannot observe protocol {:?} (it can observe: {})",
+                    scenario.display(),
+                    s.protocol(),
+                    observable.join(", ")
+                );
+            };
+            output::write_output(&path, &[&scenario], |f| Ok(faultline::signals::write_csv(&rec.samples, f)?))?;
+            if let Some(l) = &labels {
+                output::write_output(l, &[&scenario], |f| Ok(faultline::observe::write_labels_csv(&rec.labels, f)?))?;
+            }
+            output::eprint_line(&format!(
+                "signals: {} samples of {} replicas every {interval_ms} ms over {:.1} s (seed {seed}, case {})",
+                rec.samples.len(),
+                rec.replicas.len(),
+                until.as_nanos() as f64 / 1e9,
+                s.cases[c].name
+            ));
+            Ok(Outcome::Ok)
+        }
+        Command::Diagnose { files, format, at, follow, input_format } => {
+            let input_format = input_format.map(InputFormat::signals);
+            diagnose::run(diagnose::Args { files, format, at, follow, input_format }, out)?;
             Ok(Outcome::Ok)
         }
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {

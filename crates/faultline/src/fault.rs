@@ -52,6 +52,18 @@ pub enum Model {
     Gray,
 }
 
+impl Model {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Model::Crash => "crash",
+            Model::Omission => "omission",
+            Model::Timing => "timing",
+            Model::Byzantine => "byzantine",
+            Model::Gray => "gray",
+        }
+    }
+}
+
 /// Which of a node's messages an omission fault loses.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Direction {

@@ -20,7 +20,12 @@
 //! - [`protocols`]: the concrete protocols, each in its folder with its workload, checkers
 //!   and report: the chapter's quorum coordinator, Raft, heartbeats (their state machines
 //!   name only the layers below the simulator);
+//! - [`signals`]: monitoring signals per replica and the file formats that carry them (on
+//!   input only);
 //! - [`detect`]: failure detectors (fixed timeout, Akka's and Cassandra's φ accrual) and their QoS;
+//! - [`diagnose`]: names the failure model each replica shows from its signals, with
+//!   evidence and the runbook step (on signals only: it reads real exports and simulated
+//!   ones alike);
 //! - [`registry`]: the built-in workloads, the one list that names them.
 //!
 //! A run is a pure function of its scenario and seed:
@@ -38,14 +43,17 @@
 
 pub mod check;
 pub mod detect;
+pub mod diagnose;
 pub mod fault;
 pub mod input;
 pub mod latency;
+pub mod observe;
 pub mod protocol;
 pub mod protocols;
 pub mod registry;
 pub mod rng;
 pub mod scenario;
+pub mod signals;
 pub mod sim;
 pub mod time;
 pub mod trace;

@@ -27,9 +27,10 @@ use serde::Serialize;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::check::{Class, Violation};
+use crate::observe::Recording;
 use crate::scenario::validate::{FieldPath, Invalid};
 use crate::scenario::{Config, Scenario, TableLoader, Validated, WorkloadConfig};
-use crate::time::Span;
+use crate::time::{Span, Time};
 use crate::trace::Tracer;
 
 /// How a command prints its results.
@@ -92,6 +93,24 @@ pub trait Workload: Send + Sync + 'static {
     ) -> (Self::Row, Option<Box<dyn Tracer>>);
     /// The properties `row` violated (its checkers' findings), the most telling first.
     fn violations(row: &Self::Row) -> Vec<Violation>;
+
+    /// Whether [`Workload::record`] derives signals (it returns `Some`).
+    const OBSERVABLE: bool = false;
+
+    /// The run's signals as real observers would see them, and its ground-truth labels
+    /// (`faultline signals`, `faultline diagnose --evaluate`), sampled every `interval`
+    /// until `until`; `None` (the default) when the workload's nodes cannot be observed
+    /// (they do not implement `crate::observe::Monitorable`).
+    fn record(
+        _scenario: &Scenario,
+        _config: &Self::Config,
+        _case: usize,
+        _seed: u64,
+        _interval: Span,
+        _until: Time,
+    ) -> Option<Recording> {
+        None
+    }
     /// The rows of a run as a table (after the `seed:` and `drawn:` lines).
     fn table(rows: &[Self::Row]) -> String;
     /// A run's whole output. The default is `seed: N`, the drawn faults and
@@ -353,6 +372,10 @@ pub trait DynWorkload: TableLoader {
         format: Format,
         progress: &(dyn Fn() + Sync),
     ) -> std::io::Result<Swept>;
+    /// Whether `faultline signals` can observe this workload's runs.
+    fn observable(&self) -> bool;
+    /// [`Workload::record`] for case `case` of `scenario`.
+    fn record(&self, scenario: &Scenario, case: usize, seed: u64, interval: Span, until: Time) -> Option<Recording>;
 }
 
 /// A workload's configuration behind [`Config`].
@@ -433,6 +456,14 @@ impl<W: Workload> TableLoader for W {
 impl<W: Workload> DynWorkload for W {
     fn summary(&self) -> &'static str {
         W::SUMMARY
+    }
+
+    fn observable(&self) -> bool {
+        W::OBSERVABLE
+    }
+
+    fn record(&self, scenario: &Scenario, case: usize, seed: u64, interval: Span, until: Time) -> Option<Recording> {
+        W::record(scenario, config_of::<W>(scenario), case, seed, interval, until)
     }
 
     fn run(

@@ -21,6 +21,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("rng.rs", &[]),
     ("input.rs", &[]),
     ("trace.rs", &[]),
+    ("signals", &["signals", "input"]),
     ("latency.rs", &["time", "rng"]),
     ("protocol", &["protocol", "time", "rng"]),
     ("fault.rs", &["protocol", "time", "rng", "latency"]),
@@ -31,9 +32,16 @@ const RULES: &[(&str, &[&str])] = &[
     // machines and the loader, below every protocol's workload (the heartbeat's names them).
     ("detect", &["detect", "protocols", "protocol", "sim", "fault", "scenario", "trace", "time", "rng", "latency"]),
     ("scenario", &["scenario", "input", "protocol", "sim", "fault", "trace", "time", "rng", "latency"]),
+    // The observers of a simulated run: the simulator and scenarios below, signals out.
+    ("observe", &["observe", "diagnose", "signals", "scenario", "protocol", "sim", "fault", "time", "rng", "latency"]),
+    // The diagnoser: signals in, verdicts out.
+    ("diagnose", &["diagnose", "signals"]),
     (
         "workload.rs",
-        &["workload", "scenario", "check", "input", "protocol", "sim", "fault", "trace", "time", "rng", "latency"],
+        &[
+            "workload", "scenario", "check", "observe", "input", "protocol", "sim", "fault", "trace", "time", "rng",
+            "latency",
+        ],
     ),
 ];
 
@@ -53,6 +61,7 @@ const UPPER_HALF_MAY_NAME: &[&str] = &[
     "check",
     "workload",
     "detect",
+    "observe",
 ];
 
 fn files(path: &Path) -> Vec<PathBuf> {

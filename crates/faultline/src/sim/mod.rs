@@ -13,4 +13,4 @@ pub mod world;
 pub use crate::rng;
 pub use crate::time;
 pub use crate::time::{Span, Time};
-pub use world::{Limits, Observed, Sim, Stats, StopReason};
+pub use world::{Limits, NodeStatus, Observed, Sim, Stats, StopReason};

@@ -56,6 +56,18 @@ pub enum StopReason {
     MaxEvents,
 }
 
+/// How a node looks from outside: its process and its kernel.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NodeStatus {
+    Up,
+    /// Stopped (crash, fail-stop, or a restart's down time).
+    Crashed,
+    /// Stopped for now (a pause): its kernel still holds its connections.
+    Paused,
+    /// Its transport answers; its application does not.
+    HalfOpen,
+}
+
 /// Counters over a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
@@ -163,6 +175,10 @@ impl<P: Protocol> Queue<P> {
     fn pop(&mut self) -> Option<(Time, Event<P>)> {
         self.agenda.pop().map(|e| (e.time, e.item))
     }
+
+    fn next_time(&self) -> Option<Time> {
+        self.agenda.peek_time()
+    }
 }
 
 /// A priority queue that adapts to its size. Simulations usually have a handful of
@@ -246,6 +262,10 @@ impl<T> Agenda<T> {
         entry
     }
 
+    fn peek_time(&self) -> Option<Time> {
+        if self.heap.is_empty() { self.sorted.last().map(|e| e.time) } else { self.heap.peek().map(|e| e.time) }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.sorted.len() + self.heap.len()
@@ -272,6 +292,9 @@ struct Node {
     lie_by: Option<FaultId>,
     slow_disk_by: Option<FaultId>,
     skew: Option<(FaultId, i64, f64)>,
+    /// Messages to or from the node lost on the wire (omission, garbling): what TCP
+    /// would retransmit, and its hosts' counters show.
+    lost: u64,
 }
 
 impl Node {
@@ -290,6 +313,7 @@ impl Node {
             lie_by: None,
             slow_disk_by: None,
             skew: None,
+            lost: 0,
         }
     }
 
@@ -438,6 +462,31 @@ impl<P: Protocol> Sim<P> {
 
     pub fn name(&self, id: NodeId) -> &str {
         &self.world.names[id.index()]
+    }
+
+    /// When the next pending event happens, if any (it may lie past `max_time`).
+    pub fn next_time(&self) -> Option<Time> {
+        self.world.queue.next_time()
+    }
+
+    /// How the node looks from outside now: what a peer's kernel sees of it.
+    pub fn status(&self, id: NodeId) -> NodeStatus {
+        let n = &self.world.nodes[id.index()];
+        if n.crashed_by.is_some() {
+            NodeStatus::Crashed
+        } else if n.paused_until > self.world.now {
+            NodeStatus::Paused
+        } else if n.half_open_by.is_some() {
+            NodeStatus::HalfOpen
+        } else {
+            NodeStatus::Up
+        }
+    }
+
+    /// Messages to or from the node lost on the wire so far (omission and garbling; not
+    /// those that reached a crashed node): the retransmissions its host would count.
+    pub fn lost(&self, id: NodeId) -> u64 {
+        self.world.nodes[id.index()].lost
     }
 
     pub fn observations(&self) -> &[Observed<P::Obs>] {
@@ -694,6 +743,8 @@ impl<P: Protocol> World<P> {
         self.network.release(from.index(), to.index());
         self.stats.garbled += 1;
         self.stats.drops += 1;
+        self.nodes[from.index()].lost += 1;
+        self.nodes[to.index()].lost += 1;
         self.trace_with(to, Kind::Drop, Some(from), None, || "garbled: does not decode".to_owned(), Causes::one(by));
     }
 
@@ -744,6 +795,8 @@ impl<P: Protocol> World<P> {
             match self.injector.on_send(from, to, &mut msg, &mut self.extras) {
                 Verdict::Drop(by) => {
                     self.stats.drops += 1;
+                    self.nodes[from.index()].lost += 1;
+                    self.nodes[to.index()].lost += 1;
                     self.trace_with(from, Kind::Drop, Some(to), None, || format!("{msg:?}"), Causes::one(by));
                     return;
                 }

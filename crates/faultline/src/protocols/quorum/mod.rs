@@ -284,6 +284,8 @@ impl QuorumConfig {
             latency: if d.deadline_max.is_some() { vec![None; self.followers] } else { Vec::new() },
             scratch: Vec::new(),
             ledger: Ledger::default(),
+            acked: vec![0; self.followers],
+            last_agreed: 0,
         };
         std::iter::once(QuorumNode::Leader(Box::new(leader)))
             .chain(signers.into_iter().map(|signer| {
@@ -600,12 +602,26 @@ pub struct Leader {
     latency: Vec<Option<Latency>>,
     scratch: Vec<u8>,
     ledger: Ledger,
+    /// Per follower slot, the latest round it acked (a checked ack, late or not), and the
+    /// latest round agreed: what the leader's metrics would export.
+    acked: Vec<u64>,
+    last_agreed: u64,
 }
 
 impl Leader {
     /// Every ack the leader received, accounted for.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// The latest round follower slot `slot` (follower `f{slot}`) acked.
+    pub fn acked_round(&self, slot: usize) -> Option<u64> {
+        self.acked.get(slot).copied()
+    }
+
+    /// The latest round agreed.
+    pub fn last_agreed(&self) -> u64 {
+        self.last_agreed
     }
 
     /// This round's deadline: the configured one, or, when it adapts, the quorum-th
@@ -719,6 +735,7 @@ impl Leader {
         let verdict = self.check(&ack);
         if let Ok(slot) = verdict {
             self.learn(slot, ack.round, ctx.now());
+            self.acked[slot] = self.acked[slot].max(ack.round);
         }
         if !self.open || ack.round != self.round {
             match verdict {
@@ -773,6 +790,9 @@ impl Leader {
             (winning.map_or(0, |(_, c)| c), winning.map(|(i, _)| (self.acks[i].index, Rc::clone(&self.acks[i].data))))
         };
         let agreed = winning_acks >= self.quorum;
+        if agreed {
+            self.last_agreed = self.round;
+        }
         // With one group every ack carries the winning content: nobody is outvoted.
         if self.content_quorum
             && agreed
@@ -876,6 +896,11 @@ impl Follower {
     /// Appends applied (persisted), one per idempotency key.
     pub fn applied(&self) -> u64 {
         self.applied
+    }
+
+    /// The round of the last append applied (0 before any).
+    pub fn last_round(&self) -> u64 {
+        self.last.as_ref().map_or(0, |a| a.round)
     }
 
     /// Appends received again for a key already applied, and re-acked without applying.

@@ -6,11 +6,15 @@ use serde::Deserialize;
 use super::report::{self, Row, Sums, SweepRow};
 use super::{Coordinator, Defences, QuorumConfig, QuorumNode, SignatureScheme};
 use crate::check::Violation;
+use crate::observe::{Monitorable, Recording};
+use crate::protocol::NodeId;
 use crate::scenario::MAX_FOLLOWERS;
 use crate::scenario::Scenario;
 use crate::scenario::validate::{Check, FieldPath, Invalid, bad, count, millis, required};
+use crate::sim::disk::Disk;
 use crate::sim::world::Sim;
 use crate::time::Span;
+use crate::time::Time;
 use crate::trace::Tracer;
 use crate::workload::{Table, Tally, Workload};
 
@@ -78,6 +82,17 @@ impl Workload for Quorum {
     }
     fn violations(row: &Row) -> Vec<Violation> {
         row.violations.iter().map(|v| v.violation.clone()).collect()
+    }
+    const OBSERVABLE: bool = true;
+    fn record(
+        scenario: &Scenario,
+        config: &QuorumConfig,
+        case: usize,
+        seed: u64,
+        interval: Span,
+        until: Time,
+    ) -> Option<Recording> {
+        Some(crate::observe::record(scenario, config.nodes(), case, seed, interval, until))
     }
     fn table(rows: &[Row]) -> String {
         report::table(rows)
@@ -200,4 +215,32 @@ fn quorum(q: &RawQuorum, qp: &FieldPath, seed: Option<u64>) -> Check<QuorumConfi
         key_seed: q.key_seed.or(seed).unwrap_or(0),
         persist: q.persist.unwrap_or(false),
     })
+}
+
+/// What the coordinator and its followers tell the observers: the leader's view of each
+/// follower's latest acked round and the latest round agreed; the round a follower last
+/// applied; the round on its disk.
+impl Monitorable for QuorumNode {
+    fn is_replica(&self) -> bool {
+        true
+    }
+    fn leads(&self) -> bool {
+        self.as_leader().is_some()
+    }
+    fn acked_index(&self, peer: NodeId) -> Option<u64> {
+        // Followers are nodes 1..=n, slots 0..n.
+        self.as_leader()?.acked_round(peer.index().checked_sub(1)?)
+    }
+    fn commit_index(&self) -> Option<u64> {
+        self.as_leader().map(|l| l.last_agreed())
+    }
+    fn served_version(&self) -> u64 {
+        match self {
+            QuorumNode::Leader(l) => l.last_agreed(),
+            QuorumNode::Follower(f) => f.last_round(),
+        }
+    }
+    fn durable_index(disk: &Disk) -> u64 {
+        super::durable_round(disk).unwrap_or(0)
+    }
 }

@@ -218,6 +218,11 @@ impl Server {
         self.applied
     }
 
+    /// As leader: the highest index `peer`'s log is known to match (its acks).
+    pub fn match_index(&self, peer: NodeId) -> Option<u64> {
+        self.lead.as_ref()?.peers.get(peer.index()).map(|p| p.matched)
+    }
+
     /// The state machine's value under `key`.
     pub fn value(&self, key: u32) -> Option<u64> {
         self.kv.get(&key).map(|&(v, _)| v)

@@ -9,9 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::report::{self, RaftRow, RaftSweepRow};
 use super::{Canary, ClientConfig, RaftConfig, ReadPath};
 use crate::check::Violation;
+use crate::observe::{Monitorable, Recording};
+use crate::protocol::NodeId;
 use crate::scenario::Scenario;
 use crate::scenario::validate::{Check, FieldPath, Invalid, bad, count_or, millis, millis_or, node, probability};
-use crate::time::Span;
+use crate::sim::disk::Disk;
+use crate::time::{Span, Time};
 use crate::trace::Tracer;
 use crate::workload::{Drawn, Format, Merge, Table, Tally, Workload, run_header};
 
@@ -76,6 +79,17 @@ impl Workload for Raft {
     }
     fn violations(row: &RaftRow) -> Vec<Violation> {
         row.violations.clone()
+    }
+    const OBSERVABLE: bool = true;
+    fn record(
+        scenario: &Scenario,
+        run: &RaftRun,
+        case: usize,
+        seed: u64,
+        interval: Span,
+        until: Time,
+    ) -> Option<Recording> {
+        Some(crate::observe::record(scenario, run.config.nodes(), case, seed, interval, until))
     }
     /// Per case: the timeline, who led, the client outcomes and costs, the incident
     /// figures, the lag of servers that fell behind, and the violations.
@@ -358,4 +372,27 @@ fn raft(r: &RawRaft, rp: &FieldPath) -> Check<(RaftConfig, Option<Span>, Span)> 
     let ten_timeouts = Span::from_nanos(config.election_timeout.as_nanos().saturating_mul(10));
     let liveness = millis_or(r.liveness_budget_ms, &rp.key("liveness_budget_ms"), ten_timeouts)?;
     Ok((config, duration, liveness))
+}
+
+/// What Raft's servers tell the observers: the leader's match and commit indices, the
+/// applied index a server serves reads from, and the length of its log on disk.
+impl Monitorable for super::RaftNode {
+    fn is_replica(&self) -> bool {
+        self.as_server().is_some()
+    }
+    fn leads(&self) -> bool {
+        self.as_server().is_some_and(|s| s.role() == super::Role::Leader)
+    }
+    fn acked_index(&self, peer: NodeId) -> Option<u64> {
+        self.as_server()?.match_index(peer)
+    }
+    fn commit_index(&self) -> Option<u64> {
+        self.as_server().filter(|_| self.leads()).map(|s| s.commit_index())
+    }
+    fn served_version(&self) -> u64 {
+        self.as_server().map_or(0, |s| s.applied_index())
+    }
+    fn durable_index(disk: &Disk) -> u64 {
+        super::log::durable_len(disk)
+    }
 }

@@ -1,0 +1,144 @@
+//! `faultline diagnose`: signals files in, verdicts out. Several files are merged in time
+//! order as they are read (each is read once, streaming), so memory stays bounded by the
+//! number of replicas however long the files are.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use faultline::diagnose::{Diagnoser, Report};
+use faultline::signals::parse::{Format as SignalsFormat, Reader};
+use faultline::signals::{Sample, SignalsError};
+
+use crate::Format;
+use crate::output;
+
+/// A reader of a growing file: at the end it waits for more instead of stopping (`tail -f`).
+/// Only `faultline diagnose --follow` uses it; it sleeps on the wall clock, outside any
+/// simulation.
+struct Follow<R>(R);
+
+impl<R: Read> Read for Follow<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.0.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+type Samples = Box<dyn Iterator<Item = Result<Sample, SignalsError>>>;
+
+/// Opens one signals file (`-`: standard input) as a stream of samples.
+fn open(path: &Path, format: Option<SignalsFormat>, follow: bool) -> Result<Samples> {
+    let name = path.display().to_string();
+    let mut input: Box<dyn BufRead> = if name == "-" {
+        Box::new(BufReader::with_capacity(1 << 16, std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{name}: cannot open: {e}"))?;
+        if follow {
+            Box::new(BufReader::with_capacity(1 << 16, Follow(file)))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 16, file))
+        }
+    };
+    let format = match format {
+        Some(f) => f,
+        // Sniffing reads the first bytes without consuming them (unless the file is still
+        // empty, when the extension decides).
+        None => {
+            let head = if follow { Vec::new() } else { input.fill_buf()?.to_vec() };
+            SignalsFormat::detect(&name, &head)
+        }
+    };
+    let display = if name == "-" { "(stdin)".to_owned() } else { name };
+    Ok(Box::new(Reader::new(&display, format, input)))
+}
+
+/// Merges time-ordered streams into one, in time order; ties go to the earlier file.
+struct Merge {
+    streams: Vec<std::iter::Peekable<Samples>>,
+}
+
+impl Iterator for Merge {
+    type Item = Result<Sample, SignalsError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut best: Option<(usize, f64)> = None;
+        for (i, s) in self.streams.iter_mut().enumerate() {
+            match s.peek() {
+                Some(Err(_)) => return s.next(),
+                Some(Ok(x)) if best.is_none_or(|(_, t)| x.time_s < t) => best = Some((i, x.time_s)),
+                _ => {}
+            }
+        }
+        let (i, _) = best?;
+        self.streams[i].next()
+    }
+}
+
+pub struct Args {
+    pub files: Vec<PathBuf>,
+    pub format: Format,
+    pub at: Option<f64>,
+    pub follow: bool,
+    pub input_format: Option<SignalsFormat>,
+}
+
+pub fn run(args: Args, out: &mut String) -> Result<()> {
+    if args.files.is_empty() {
+        bail!("faultline diagnose needs a signals file (or - for standard input), or --evaluate");
+    }
+    if args.at.is_some_and(|t| !t.is_finite()) {
+        bail!("--at: not a finite time");
+    }
+    let streams: Vec<_> = args
+        .files
+        .iter()
+        .map(|p| open(p, args.input_format, args.follow).map(Iterator::peekable))
+        .collect::<Result<_>>()?;
+    let mut diagnoser = Diagnoser::default();
+    let mut last_printed: Option<Vec<_>> = None;
+    let mut read_any = false;
+    for sample in (Merge { streams }) {
+        let sample = sample?;
+        if args.at.is_some_and(|at| sample.time_s > at) {
+            break;
+        }
+        // Following: a new timestamp completes the last one; print when a verdict changed.
+        if args.follow && diagnoser.now.is_some_and(|now| sample.time_s > now) {
+            let report = diagnoser.report();
+            if last_printed.as_ref() != Some(&report.verdicts()) {
+                last_printed = Some(report.verdicts());
+                output::print(render(&report, args.format, false)?.as_bytes())?;
+            }
+        }
+        diagnoser.push(&sample);
+        read_any = true;
+    }
+    if !read_any {
+        let at = args.at.map_or(String::new(), |t| format!(" at or before --at {t}"));
+        bail!("no samples to diagnose{at}");
+    }
+    let mut report = diagnoser.report();
+    if let Some(at) = args.at {
+        report.at_s = Some(at);
+    }
+    if !args.follow || last_printed.as_ref() != Some(&report.verdicts()) {
+        out.push_str(&render(&report, args.format, !args.follow)?);
+    }
+    Ok(())
+}
+
+/// A report as a table, or as JSON (one line per report when following: NDJSON).
+fn render(report: &Report, format: Format, pretty: bool) -> Result<String> {
+    Ok(match format {
+        Format::Table if !pretty => format!("{}\n", report.table()),
+        Format::Table => report.table(),
+        Format::Json if pretty => format!("{}\n", serde_json::to_string_pretty(report)?),
+        Format::Json => format!("{}\n", serde_json::to_string(report)?),
+    })
+}

@@ -1,0 +1,216 @@
+//! How right the diagnoser is (`faultline diagnose --evaluate`): a recorded run's signals
+//! go through the diagnoser interval by interval, as a live export would, and each
+//! replica's verdict is scored against the ground truth of that interval. Beside it, the
+//! same for a baseline that reads heartbeats only and marks a silent replica dead: what
+//! the chapter's "mark it dead" runbook sees.
+//!
+//! Scoring (docs/diagnosis.md, "Measured"):
+//! - an interval is *settled* once `grace` seconds have passed since the replica's faults
+//!   last changed (a fault began or ended); only settled intervals count toward accuracy,
+//!   and the first `warmup` seconds of a run (the cluster electing its first leader, the
+//!   probes filling their history) count toward nothing;
+//! - a healthy interval is right when the verdict is `healthy`; a single-model interval
+//!   when the headline verdict names that model; a mix when every model in force is named
+//!   (headline or `also`);
+//! - time to verdict runs from a fault's onset to the first interval whose verdicts name
+//!   its model, settled or not.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Recording;
+use crate::diagnose::{Diagnoser, Model as Verdict, ReplicaVerdict};
+use crate::fault::Model;
+use crate::signals::Signal;
+
+/// The figures of one diagnoser (the real one, or the baseline).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Tally {
+    pub single_right: u64,
+    pub single_total: u64,
+    pub mix_right: u64,
+    pub mix_total: u64,
+    pub healthy_false: u64,
+    pub healthy_total: u64,
+    /// Settled single-model and healthy intervals: true model -> headline verdict -> count.
+    pub confusion: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Seconds from each fault's onset to the right verdict.
+    pub times_s: Vec<f64>,
+    /// Onsets never diagnosed while the fault was in force.
+    pub missed: u64,
+}
+
+impl Tally {
+    fn merge(&mut self, o: Tally) {
+        self.single_right += o.single_right;
+        self.single_total += o.single_total;
+        self.mix_right += o.mix_right;
+        self.mix_total += o.mix_total;
+        self.healthy_false += o.healthy_false;
+        self.healthy_total += o.healthy_total;
+        for (row, cols) in o.confusion {
+            let mine = self.confusion.entry(row).or_default();
+            for (col, k) in cols {
+                *mine.entry(col).or_default() += k;
+            }
+        }
+        self.times_s.extend(o.times_s);
+        self.missed += o.missed;
+    }
+
+    pub fn single_accuracy(&self) -> Option<f64> {
+        ratio(self.single_right, self.single_total)
+    }
+    pub fn mix_accuracy(&self) -> Option<f64> {
+        ratio(self.mix_right, self.mix_total)
+    }
+    pub fn healthy_false_rate(&self) -> Option<f64> {
+        ratio(self.healthy_false, self.healthy_total)
+    }
+    pub fn median_time_s(&self) -> Option<f64> {
+        crate::diagnose::median(self.times_s.clone())
+    }
+
+    /// Precision and recall of each model's verdict, from the confusion matrix.
+    pub fn precision_recall(&self) -> BTreeMap<String, (Option<f64>, Option<f64>)> {
+        let mut out = BTreeMap::new();
+        for m in Verdict::ALL.iter().map(|m| m.name()).filter(|m| *m != "cannot-tell") {
+            let tp = self.confusion.get(m).and_then(|c| c.get(m)).copied().unwrap_or(0);
+            let said: u64 = self.confusion.values().filter_map(|c| c.get(m)).sum();
+            let truly: u64 = self.confusion.get(m).map_or(0, |c| c.values().sum());
+            out.insert(m.to_owned(), (ratio(tp, said), ratio(tp, truly)));
+        }
+        out
+    }
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+/// Both diagnosers' figures over some runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Score {
+    pub runs: u64,
+    pub diagnoser: Tally,
+    pub baseline: Tally,
+}
+
+impl Score {
+    pub fn merge(mut self, o: Score) -> Score {
+        self.runs += o.runs;
+        self.diagnoser.merge(o.diagnoser);
+        self.baseline.merge(o.baseline);
+        self
+    }
+}
+
+/// How a verdict names models: the headline and everything in `also`.
+fn named(v: &ReplicaVerdict) -> Vec<&'static str> {
+    std::iter::once(v.verdict).chain(v.also.iter().map(|f| f.verdict)).map(|m| m.name()).collect()
+}
+
+/// What "mark it dead" says: a replica whose heartbeat is late is dead, any other healthy.
+fn baseline(v: &ReplicaVerdict) -> ReplicaVerdict {
+    let dead = matches!(v.verdict, Verdict::CannotTell | Verdict::Crash);
+    ReplicaVerdict {
+        verdict: if dead { Verdict::Crash } else { Verdict::Healthy },
+        kind: None,
+        also: Vec::new(),
+        ..v.clone()
+    }
+}
+
+/// Per replica: its models in force, since when they have held, and the onsets waiting
+/// for a verdict (model, when).
+#[derive(Default)]
+struct Track {
+    models: Vec<&'static str>,
+    since: f64,
+    waiting: Vec<(&'static str, f64)>,
+}
+
+/// Scores one recorded run.
+pub fn score(rec: &Recording, grace_s: f64, warmup_s: f64) -> Score {
+    let mut full = Diagnoser::default();
+    let mut beats = Diagnoser::default();
+    let mut score = Score { runs: 1, ..Score::default() };
+    let mut tracks: BTreeMap<&str, [Track; 2]> = BTreeMap::new();
+    let mut labels = rec.labels.iter().peekable();
+    let mut samples = rec.samples.iter().peekable();
+    while let Some(first) = samples.peek() {
+        let t = first.time_s;
+        while let Some(s) = samples.next_if(|s| s.time_s == t) {
+            full.push(s);
+            if s.signal == Signal::HeartbeatAge {
+                beats.push(s);
+            }
+        }
+        let report = full.report();
+        let base = beats.report();
+        while let Some(l) = labels.next_if(|l| l.time_s <= t) {
+            if l.time_s < t {
+                continue;
+            }
+            let mut models: Vec<&'static str> = l.faults.iter().map(|(_, m)| model_name(*m)).collect();
+            models.sort_unstable();
+            models.dedup();
+            let verdict = report.replicas.iter().find(|r| r.replica == l.replica);
+            let base_verdict = base.replicas.iter().find(|r| r.replica == l.replica).map(baseline);
+            let tracks = tracks.entry(l.replica.as_str()).or_default();
+            for (i, (v, tally)) in
+                [(verdict.cloned(), &mut score.diagnoser), (base_verdict, &mut score.baseline)].into_iter().enumerate()
+            {
+                let track = &mut tracks[i];
+                if track.models != models {
+                    // Onsets: models newly in force wait for their verdict.
+                    for m in models.iter().filter(|m| !track.models.contains(m)) {
+                        track.waiting.push((m, t));
+                    }
+                    let gone: Vec<&str> = track.models.iter().filter(|m| !models.contains(m)).copied().collect();
+                    let (missed, kept): (Vec<_>, Vec<_>) = track.waiting.drain(..).partition(|(m, _)| gone.contains(m));
+                    tally.missed += missed.len() as u64;
+                    track.waiting = kept;
+                    track.models = models.clone();
+                    track.since = t;
+                }
+                let names = v.as_ref().map(named).unwrap_or_default();
+                track.waiting.retain(|&(m, onset)| {
+                    let found = names.contains(&m);
+                    if found {
+                        tally.times_s.push(t - onset);
+                    }
+                    !found
+                });
+                if t < warmup_s || t - track.since < grace_s {
+                    continue;
+                }
+                let headline = v.as_ref().map_or("cannot-tell", |v| v.verdict.name());
+                match models.len() {
+                    0 => {
+                        tally.healthy_total += 1;
+                        tally.healthy_false += (headline != "healthy") as u64;
+                    }
+                    1 => {
+                        tally.single_total += 1;
+                        tally.single_right += (headline == models[0]) as u64;
+                    }
+                    _ => {
+                        tally.mix_total += 1;
+                        tally.mix_right += models.iter().all(|m| names.contains(m)) as u64;
+                    }
+                }
+                if models.len() <= 1 {
+                    let row = models.first().copied().unwrap_or("healthy");
+                    *tally.confusion.entry(row.to_owned()).or_default().entry(headline.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    score
+}
+
+fn model_name(m: Model) -> &'static str {
+    m.name()
+}
