@@ -6,10 +6,18 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::ops::Range;
+
 use anyhow::{Result, bail};
 use faultline::diagnose::{Diagnoser, Report};
+use faultline::observe::evaluate::{self, Score};
+use faultline::scenario::Scenario;
 use faultline::signals::parse::{Format as SignalsFormat, Reader};
 use faultline::signals::{Sample, SignalsError};
+use faultline::time::{Span, Time};
+use faultline::workload::Registry;
+use rayon::prelude::*;
 
 use crate::Format;
 use crate::output;
@@ -141,4 +149,93 @@ fn render(report: &Report, format: Format, pretty: bool) -> Result<String> {
         Format::Json if pretty => format!("{}\n", serde_json::to_string_pretty(report)?),
         Format::Json => format!("{}\n", serde_json::to_string(report)?),
     })
+}
+
+/// The observers' sampling interval in evaluated runs, and how long each is observed at most.
+const EVAL_INTERVAL_MS: u64 = 100;
+const EVAL_MAX_S: u64 = 60;
+/// Intervals this soon after a replica's faults changed are transitions: they count toward
+/// time to verdict, not accuracy. The first seconds of a run count toward nothing.
+const GRACE_S: f64 = 2.0;
+const WARMUP_S: f64 = 3.0;
+
+/// The scenario files under `paths` (a folder's `*.toml`, sorted), or the built-in suite.
+fn scenarios(registry: &Registry, paths: &[PathBuf], suite: &str) -> Result<Vec<(String, Scenario)>> {
+    if paths.is_empty() {
+        let name = "scenarios/diagnosis/suite.toml";
+        return Ok(vec![(name.to_owned(), registry.parse(name, suite, &[])?)]);
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read the folder: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                bail!("{}: no scenario files (*.toml) in the folder", p.display());
+            }
+            files.extend(inside);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    files.into_iter().map(|f| Ok((f.display().to_string(), registry.load(&f, &[])?))).collect()
+}
+
+/// `faultline diagnose --evaluate`: labelled runs, scored.
+pub fn evaluate(
+    registry: &Registry,
+    paths: &[PathBuf],
+    seeds: Range<u64>,
+    format: Format,
+    suite: &str,
+    out: &mut String,
+) -> Result<()> {
+    let scenarios = scenarios(registry, paths, suite)?;
+    for (file, s) in &scenarios {
+        let w = registry.get(s.protocol()).expect("a loaded scenario's workload is registered");
+        if !w.observable() {
+            let observable: Vec<&str> = registry.iter().filter(|w| w.observable()).map(|w| w.name()).collect();
+            bail!(
+                "{file}: --evaluate cannot observe protocol {:?} (it can observe: {})",
+                s.protocol(),
+                observable.join(", ")
+            );
+        }
+    }
+    let mut jobs: Vec<(usize, usize, u64)> = Vec::new();
+    for (i, (_, s)) in scenarios.iter().enumerate() {
+        for c in 0..s.cases.len() {
+            jobs.extend(seeds.clone().map(|seed| (i, c, seed)));
+        }
+    }
+    let interval = Span::from_millis(EVAL_INTERVAL_MS);
+    // Runs in parallel; scores merged in job order, so the figures do not depend on threads.
+    let scores: Vec<(usize, Score)> = jobs
+        .par_iter()
+        .map(|&(i, c, seed)| {
+            let s = &scenarios[i].1;
+            let until = Time::from_nanos(s.limits.max_time.as_nanos().min(EVAL_MAX_S * 1_000_000_000));
+            let w = registry.get(s.protocol()).expect("registered");
+            let rec = w.record(s, c, seed, interval, until).expect("an observable workload records");
+            (i, evaluate::score(rec, GRACE_S, WARMUP_S))
+        })
+        .collect();
+    let mut per_case: BTreeMap<(usize, usize), Score> = BTreeMap::new();
+    let mut total = Score::default();
+    for ((i, c, _), (_, score)) in jobs.iter().zip(scores) {
+        let entry = per_case.entry((*i, *c)).or_default();
+        *entry = std::mem::take(entry).merge(score.clone());
+        total = total.merge(score);
+    }
+    let cases: Vec<(String, &Score)> =
+        per_case.iter().map(|(&(i, c), sc)| (scenarios[i].1.cases[c].name.clone(), sc)).collect();
+    match format {
+        Format::Table => out.push_str(&evaluate::table(&total, &cases, seeds.end - seeds.start)),
+        Format::Json => out.push_str(&format!("{}\n", serde_json::to_string_pretty(&evaluate::json(&total, &cases))?)),
+    }
+    Ok(())
 }

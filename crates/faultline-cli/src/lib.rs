@@ -229,8 +229,21 @@ enum Command {
     /// (the decision tree: docs/diagnosis.md).
     #[command(after_help = EXIT_CODES)]
     Diagnose {
-        /// Signals files, merged in time order; `-` is standard input.
+        /// Signals files, merged in time order; `-` is standard input. With --evaluate:
+        /// scenario files or folders of them (default: the built-in suite,
+        /// scenarios/diagnosis/suite.toml).
         files: Vec<PathBuf>,
+        /// Measure the diagnoser against ground truth: run the scenarios' cases over
+        /// --seeds with the observers attached, diagnose every interval, and score the
+        /// verdicts beside a heartbeat-only baseline (docs/diagnosis.md, "Measured").
+        #[arg(long)]
+        evaluate: bool,
+        /// With --evaluate: seeds as A..B (B excluded) or A..=B (B included).
+        #[arg(long, value_parser = parse_seeds, default_value = "1..11")]
+        seeds: SeedRange,
+        /// With --evaluate: worker threads, 1 to 1024 (results do not depend on it).
+        #[arg(long, value_parser = threads_arg())]
+        threads: Option<usize>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Diagnose as of this time (seconds, on the files' clock): later samples are not read.
@@ -275,6 +288,9 @@ enum Command {
 
 /// The chapter's table, extended: `faultline demo --coordinator`.
 const CHAPTER_EXTENDED_TOML: &str = include_str!("../../../scenarios/chapter-extended.toml");
+
+/// The diagnoser's built-in suite: `faultline diagnose --evaluate` with no scenario named.
+const SUITE_TOML: &str = include_str!("../../../scenarios/diagnosis/suite.toml");
 
 fn detector_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(DetectorKind::ALL.map(|k| k.name()))
@@ -685,7 +701,15 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
             ));
             Ok(Outcome::Ok)
         }
-        Command::Diagnose { files, format, at, follow, input_format } => {
+        Command::Diagnose { files, evaluate: true, seeds, threads, format, at, follow, input_format } => {
+            if at.is_some() || follow || input_format.is_some() {
+                bail!("--evaluate runs simulations: --at, --follow and --input-format do not apply");
+            }
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build()?;
+            pool.install(|| diagnose::evaluate(registry, &files, seeds.0.clone(), format, SUITE_TOML, out))?;
+            Ok(Outcome::Ok)
+        }
+        Command::Diagnose { files, format, at, follow, input_format, .. } => {
             let input_format = input_format.map(InputFormat::signals);
             diagnose::run(diagnose::Args { files, format, at, follow, input_format }, out)?;
             Ok(Outcome::Ok)

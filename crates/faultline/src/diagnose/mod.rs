@@ -246,6 +246,11 @@ impl Diagnoser {
     /// Reads one sample. Samples must come in nondecreasing time (the readers of
     /// `crate::signals::parse` see to it).
     pub fn push(&mut self, s: &Sample) {
+        self.push_owned(s.clone());
+    }
+
+    /// [`Diagnoser::push`], taking the sample (no copy of its strings).
+    pub fn push_owned(&mut self, s: Sample) {
         if self.now.is_some_and(|now| s.time_s > now) {
             self.settle_digests();
         }
@@ -257,7 +262,10 @@ impl Diagnoser {
         }
         self.now = Some(s.time_s);
         let silent_after = if s.signal == Signal::HeartbeatAge { self.silent_after() } else { 0.0 };
-        let state = self.replicas.entry(s.replica.clone()).or_default();
+        if !self.replicas.contains_key(&s.replica) {
+            self.replicas.insert(s.replica.clone(), ReplicaState::default());
+        }
+        let state = self.replicas.get_mut(&s.replica).expect("inserted");
         if s.signal == Signal::HeartbeatAge
             && let Some(age) = s.value.number()
         {
@@ -270,10 +278,10 @@ impl Diagnoser {
                 state.gap_peak_s = 0.0;
             }
         }
+        state.series.entry(s.signal).or_default().push(s.time_s, s.value);
         if s.signal == Signal::ContentDigest {
-            self.pending_digests.push(s.replica.clone());
+            self.pending_digests.push(s.replica);
         }
-        state.series.entry(s.signal).or_default().push(s.time_s, s.value.clone());
     }
 
     /// Compares the digests served at the last timestamp with the majority of every
@@ -290,6 +298,16 @@ impl Diagnoser {
         let majority = majority(&latest).cloned();
         let pending = std::mem::take(&mut self.pending_digests);
         let Some(majority) = majority else { return };
+        // A replica that served this digest a moment before the majority did was ahead,
+        // not wrong (a new version reaches replicas one by one).
+        for state in self.replicas.values_mut() {
+            if let Some((right, served)) = state.digest_checks.back_mut()
+                && !*right
+                && *served == majority
+            {
+                *right = true;
+            }
+        }
         if self.recent_majorities.back() != Some(&majority) {
             if self.recent_majorities.len() == HISTORY {
                 self.recent_majorities.pop_front();

@@ -30,6 +30,14 @@ pub struct Thresholds {
     pub retransmit_floor: f64,
     /// A WAL or an ack index counts as frozen after this many samples without moving.
     pub frozen_samples: usize,
+    /// Losses, latencies and digest comparisons are judged over this many recent samples.
+    pub window: usize,
+    /// This many failed probes in a row are an outage (a crash or a pause, over once it
+    /// ends), not losses.
+    pub outage_samples: usize,
+    /// A replica whose acks trail the leader's commit index by more entries than this is
+    /// behind: old data it serves is lag, not staleness.
+    pub behind_entries: f64,
 }
 
 impl Default for Thresholds {
@@ -40,11 +48,14 @@ impl Default for Thresholds {
             slow_factor: 5.0,
             slow_floor_ms: 20.0,
             stale_factor: 10.0,
-            stale_floor_s: 30.0,
+            stale_floor_s: 1.0,
             loss_min: 0.05,
             retransmit_factor: 5.0,
             retransmit_floor: 1.0,
             frozen_samples: 3,
+            window: 10,
+            outage_samples: 10,
+            behind_entries: 64.0,
         }
     }
 }
@@ -66,16 +77,26 @@ const LATENCIES: [Signal; 3] = [Signal::AckLatency, Signal::DataLatency, Signal:
 
 impl Peers {
     pub fn of(d: &Diagnoser) -> Peers {
+        let window = d.thresholds.window;
         let each = |f: &dyn Fn(&ReplicaState) -> Option<f64>| median(d.replicas.values().filter_map(f).collect());
-        let latency = LATENCIES.map(|s| each(&|r| r.get(s).and_then(median_of)));
-        let commit = d.replicas.values().find_map(|r| r.get(Signal::LeaderCommitIndex)).and_then(|s| {
-            let last = s.last_number()?;
-            let first = s.numbers().next()?.1;
-            Some((last, last > first))
-        });
+        let latency = LATENCIES.map(|s| each(&|r| r.get(s).and_then(|x| median_of(x, window))));
+        let current_since = d.recent_times.front().copied().unwrap_or(f64::NEG_INFINITY);
+        // The leader now: whoever reported a commit index last (leaders change), if recently.
+        let commit = d
+            .replicas
+            .values()
+            .filter_map(|r| r.get(Signal::LeaderCommitIndex))
+            .filter_map(|s| s.last().map(|(t, _)| (*t, s)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|(t, _)| *t >= current_since)
+            .and_then(|(_, s)| {
+                let last = s.last_number()?;
+                let first = s.numbers().next()?.1;
+                Some((last, last > first))
+            });
         Peers {
             silent_after: d.silent_after(),
-            current_since: d.recent_times.front().copied().unwrap_or(f64::NEG_INFINITY),
+            current_since,
             latency,
             served_age: each(&|r| r.get(Signal::ServedVersionAge).and_then(Series::last_number)),
             retransmit_rate: each(&|r| r.get(Signal::Retransmits).and_then(rate)),
@@ -84,8 +105,10 @@ impl Peers {
     }
 }
 
-fn median_of(s: &Series) -> Option<f64> {
-    median(s.numbers().map(|(_, x)| x).collect())
+/// The median of the last `window` samples.
+fn median_of(s: &Series, window: usize) -> Option<f64> {
+    let xs: Vec<f64> = s.numbers().map(|(_, x)| x).collect();
+    median(xs[xs.len().saturating_sub(window)..].to_vec())
 }
 
 /// A counter's rate per second over the recent samples (a decrease is a reset: counted
@@ -105,8 +128,9 @@ fn rate(s: &Series) -> Option<f64> {
 /// The fraction of recent 0s of a 0/1 signal that came singly or in short runs (fewer than
 /// `outage` in a row), and how many samples. A longer run is an outage (a crash or a pause
 /// that ended), which the history would otherwise blame on losses for a while after.
-fn failures(s: Option<&Series>, outage: usize) -> Option<(f64, usize)> {
-    let xs: Vec<f64> = s?.numbers().map(|(_, x)| x).collect();
+fn failures(s: Option<&Series>, outage: usize, window: usize) -> Option<(f64, usize)> {
+    let all: Vec<f64> = s?.numbers().map(|(_, x)| x).collect();
+    let xs = &all[all.len().saturating_sub(window)..];
     if xs.is_empty() {
         return None;
     }
@@ -175,7 +199,17 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
         all_failing(data, th.frozen_samples) && (health.is_none() || all_failing(health, th.frozen_samples));
     let health_up = health.and_then(Series::last_number) == Some(1.0);
     let health_down = health.is_some() && !health_up;
-    if silent || (dead_plane && data.is_some()) {
+    // Probes failing while the leader still hears it and its kernel says nothing is wrong
+    // are losses, not a dead process.
+    let transport_open = current(Signal::Transport).and(transport(r)) == Some(Transport::Open);
+    let data_dead = all_failing(data, th.frozen_samples);
+    let dead_plane = dead_plane && data.is_some() && (silent || !transport_open);
+    // The data plane dead while the health probe passes: the observers disagree.
+    // Gray needs a health probe that has not failed once in the whole history: a lossy
+    // link fails it now and then, a gray failure never does.
+    let health_clean = failures(health, usize::MAX, super::HISTORY).is_some_and(|(f, _)| f == 0.0);
+    let disagree = data_dead && health_up && health_clean;
+    if silent || dead_plane || disagree {
         let mut e = Vec::new();
         let since = hb.filter(|_| silent).map(|(t, age)| t - age);
         if let Some((_, age)) = hb.filter(|_| silent) {
@@ -231,11 +265,17 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
                 found.push(finding(Model::Crash, Some("half-open"), since, 0.7, e));
             }
             Some(Transport::Closed | Transport::Refused) => found.push(finding(Model::Crash, None, since, 0.7, e)),
-            Some(Transport::Open) | None if health_up && silent && !dead_plane => {
+            Some(Transport::Open) | None
+                if health_up
+                    && silent
+                    && !dead_plane
+                    && failures(data, usize::MAX, th.window).is_some_and(|(f, _)| f < th.loss_min) =>
+            {
                 // The leader hears nothing while the load balancer and the clients are
-                // served: the observers disagree.
+                // served: its links to its peers are cut, not the process.
                 e.push(health_ev(true));
-                found.push(finding(Model::Gray, None, since, 0.6, e));
+                e.push(ev(Signal::DataOk, "answering".into(), "failing with the leader's link".into(), None));
+                found.push(finding(Model::Omission, Some("partition"), since, 0.6, e));
             }
             Some(Transport::Open) | None if health_up => {
                 e.push(health_ev(true));
@@ -260,7 +300,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
             }
         }
     }
-    let answering = !silent && !dead_plane;
+    let answering = !silent && !dead_plane && !disagree;
 
     // 2. Does what it says hold? (Byzantine: checked even when it has gone quiet since.)
     if let (Some(acked), Some(durable)) = (r.get(Signal::AckedIndex), r.get(Signal::DurableIndex)) {
@@ -289,7 +329,13 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
     {
         let limit = (peers.served_age.unwrap_or(0.0) * th.stale_factor).max(th.stale_floor_s);
         let served = data.and_then(Series::last_number) != Some(0.0);
-        if age > limit && served {
+        // A replica whose log is behind serves old data because it has not received the
+        // new: that is lag (omission), not a lie. A stale one is up to date and serves old.
+        let behind = match (r.get(Signal::AckedIndex).and_then(Series::last_number), peers.commit) {
+            (Some(a), Some((commit, _))) => a + th.behind_entries < commit,
+            _ => false,
+        };
+        if age > limit && served && !behind {
             let mut e = vec![ev(
                 Signal::ServedVersionAge,
                 format!("{} s", fmt_num(age)),
@@ -304,11 +350,15 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
     } else {
         unknown.push("stale reads: needs served_version_age_s".into());
     }
-    if !r.digest_checks.is_empty() {
-        let wrong: Vec<&Value> = r.digest_checks.iter().filter(|(ok, _)| !ok).map(|(_, v)| v).collect();
-        let right = r.digest_checks.len() - wrong.len();
+    let checks: Vec<&(bool, Value)> =
+        r.digest_checks.iter().skip(r.digest_checks.len().saturating_sub(th.window)).collect();
+    if !checks.is_empty() {
+        let wrong: Vec<&Value> = checks.iter().filter(|(ok, _)| !ok).map(|(_, v)| v).collect();
+        let right = checks.len() - wrong.len();
         let since = r.get(Signal::ContentDigest).and_then(|s| s.unchanged_since);
-        if wrong.len() >= 2 || (wrong.len() == 1 && r.digest_checks.back().is_some_and(|(ok, _)| !ok)) {
+        // Two wrong at least: one alone may be a replica a version ahead of the majority,
+        // which the next comparison clears.
+        if wrong.len() >= 2 {
             let mut distinct: Vec<&Value> = Vec::new();
             for v in &wrong {
                 if !distinct.contains(v) {
@@ -320,12 +370,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
             let kind = if right > 0 && wrong.len() >= 2 { "equivocation" } else { "corrupt" };
             let e = ev(
                 Signal::ContentDigest,
-                format!(
-                    "{} of {} differed from the majority ({} distinct)",
-                    wrong.len(),
-                    r.digest_checks.len(),
-                    distinct.len()
-                ),
+                format!("{} of {} differed from the majority ({} distinct)", wrong.len(), checks.len(), distinct.len()),
                 "the majority's digest".into(),
                 since,
             );
@@ -346,7 +391,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
         let mut data_slow = false;
         for (i, s) in LATENCIES.iter().enumerate() {
             let (Some(series), Some(peer)) = (r.get(*s), peers.latency[i]) else { continue };
-            let Some(mine) = median_of(series) else { continue };
+            let Some(mine) = median_of(series, th.window) else { continue };
             let limit = (peer * th.slow_factor).max(th.slow_floor_ms);
             if mine > limit {
                 health_slow |= *s == Signal::HealthLatency;
@@ -360,7 +405,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
 
         let mut lossy = Vec::new();
         let mut kind = "general";
-        if let (Some(acked), Some((commit, moving))) = (r.get(Signal::AckedIndex), peers.commit)
+        if let (Some(acked), Some((commit, moving))) = (current(Signal::AckedIndex), peers.commit)
             && let Some(a) = acked.last_number()
             && moving
             && a < commit
@@ -386,10 +431,9 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
                 ));
             }
         }
-        let data_loss = failures(data, th.frozen_samples);
-        let health_loss = failures(health, th.frozen_samples);
+        let data_loss = failures(data, th.outage_samples, th.window);
+        let health_loss = failures(health, th.outage_samples, th.window);
         let lossy_data = data_loss.is_some_and(|(f, _)| f >= th.loss_min);
-        let lossy_health = health_loss.is_some_and(|(f, _)| f >= th.loss_min);
         if let Some(rate_now) = r.get(Signal::Retransmits).and_then(rate) {
             let limit = (peers.retransmit_rate.unwrap_or(0.0) * th.retransmit_factor).max(th.retransmit_floor);
             if rate_now > limit {
@@ -399,27 +443,29 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
         let failed = |signal: Signal, (f, n): (f64, usize)| {
             ev(signal, format!("{:.0} % of {n} failed", f * 100.0), format!(">= {:.0} %", th.loss_min * 100.0), None)
         };
-        if lossy_data && !lossy_health && !health_slow && health.is_some() && lossy.is_empty() {
-            // Data failing (or slow) while the health probe passes, fast: the observers
-            // disagree. Gray, unless the losses show elsewhere too.
+        if lossy_data && health_clean && !health_slow {
+            // Data failing while the health probe passes, fast: the observers disagree.
+            // What else the lost data shows (acks behind, retransmissions) is its evidence.
             let mut e = vec![failed(Signal::DataOk, data_loss.unwrap_or_default())];
             e.extend(slow.iter().filter(|x| x.signal == Signal::DataLatency.name()).cloned());
             e.push(ev(Signal::HealthOk, "all passed".into(), "failing with the data plane".into(), None));
+            e.extend(lossy);
             found.push(finding(Model::Gray, None, None, 0.7, e));
         } else {
-            if !slow.is_empty() {
-                found.push(finding(Model::Timing, Some("slow"), None, 0.65, slow));
-            }
-            // Probes that fail on both planes are lost, unless they are late: a probe
-            // answered after its timeout fails too, and a slow health probe says so.
-            if !health_slow && !data_slow {
-                for (signal, loss) in [(Signal::DataOk, data_loss), (Signal::HealthOk, health_loss)] {
-                    if let Some(l) = loss.filter(|(f, _)| *f >= th.loss_min) {
-                        lossy.push(failed(signal, l));
-                    }
+            for (signal, loss) in [(Signal::DataOk, data_loss), (Signal::HealthOk, health_loss)] {
+                if let Some(l) = loss.filter(|(f, _)| *f >= th.loss_min) {
+                    lossy.push(failed(signal, l));
                 }
             }
-            if !lossy.is_empty() {
+            // The leader times an ack from its first unanswered send, so lost messages make
+            // acks look slow: ack latency alone, beside losses, is the losses.
+            let lost = lossy.iter().any(|e| e.signal != Signal::Retransmits.name());
+            if !slow.is_empty() && (health_slow || data_slow || !lost) {
+                found.push(finding(Model::Timing, Some("slow"), None, 0.65, slow));
+            }
+            // Retransmissions alone do not name a replica: its peers' counters rise with
+            // its own (the leader's with any lossy follower's). They support other evidence.
+            if lossy.iter().any(|e| e.signal != Signal::Retransmits.name()) {
                 let since = lossy.iter().filter_map(|e| e.since_s).reduce(f64::min);
                 found.push(finding(Model::Omission, Some(kind), since, 0.6, lossy));
             }

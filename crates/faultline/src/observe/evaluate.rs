@@ -106,20 +106,25 @@ impl Score {
     }
 }
 
-/// How a verdict names models: the headline and everything in `also`.
-fn named(v: &ReplicaVerdict) -> Vec<&'static str> {
-    std::iter::once(v.verdict).chain(v.also.iter().map(|f| f.verdict)).map(|m| m.name()).collect()
+/// What scoring needs of a verdict: its headline, and every model it names (the headline
+/// and everything in `also`).
+struct Named {
+    headline: &'static str,
+    names: Vec<&'static str>,
+}
+
+impl Named {
+    fn of(v: &ReplicaVerdict) -> Named {
+        let names = std::iter::once(v.verdict).chain(v.also.iter().map(|f| f.verdict)).map(|m| m.name()).collect();
+        Named { headline: v.verdict.name(), names }
+    }
 }
 
 /// What "mark it dead" says: a replica whose heartbeat is late is dead, any other healthy.
-fn baseline(v: &ReplicaVerdict) -> ReplicaVerdict {
+fn baseline(v: &ReplicaVerdict) -> Named {
     let dead = matches!(v.verdict, Verdict::CannotTell | Verdict::Crash);
-    ReplicaVerdict {
-        verdict: if dead { Verdict::Crash } else { Verdict::Healthy },
-        kind: None,
-        also: Vec::new(),
-        ..v.clone()
-    }
+    let headline = if dead { Verdict::Crash } else { Verdict::Healthy }.name();
+    Named { headline, names: vec![headline] }
 }
 
 /// Per replica: its models in force, since when they have held, and the onsets waiting
@@ -132,20 +137,20 @@ struct Track {
 }
 
 /// Scores one recorded run.
-pub fn score(rec: &Recording, grace_s: f64, warmup_s: f64) -> Score {
+pub fn score(rec: Recording, grace_s: f64, warmup_s: f64) -> Score {
     let mut full = Diagnoser::default();
     let mut beats = Diagnoser::default();
     let mut score = Score { runs: 1, ..Score::default() };
     let mut tracks: BTreeMap<&str, [Track; 2]> = BTreeMap::new();
     let mut labels = rec.labels.iter().peekable();
-    let mut samples = rec.samples.iter().peekable();
+    let mut samples = rec.samples.into_iter().peekable();
     while let Some(first) = samples.peek() {
         let t = first.time_s;
         while let Some(s) = samples.next_if(|s| s.time_s == t) {
-            full.push(s);
             if s.signal == Signal::HeartbeatAge {
-                beats.push(s);
+                beats.push(&s);
             }
+            full.push_owned(s);
         }
         let report = full.report();
         let base = beats.report();
@@ -156,11 +161,11 @@ pub fn score(rec: &Recording, grace_s: f64, warmup_s: f64) -> Score {
             let mut models: Vec<&'static str> = l.faults.iter().map(|(_, m)| model_name(*m)).collect();
             models.sort_unstable();
             models.dedup();
-            let verdict = report.replicas.iter().find(|r| r.replica == l.replica);
+            let verdict = report.replicas.iter().find(|r| r.replica == l.replica).map(Named::of);
             let base_verdict = base.replicas.iter().find(|r| r.replica == l.replica).map(baseline);
             let tracks = tracks.entry(l.replica.as_str()).or_default();
             for (i, (v, tally)) in
-                [(verdict.cloned(), &mut score.diagnoser), (base_verdict, &mut score.baseline)].into_iter().enumerate()
+                [(verdict, &mut score.diagnoser), (base_verdict, &mut score.baseline)].into_iter().enumerate()
             {
                 let track = &mut tracks[i];
                 if track.models != models {
@@ -175,7 +180,7 @@ pub fn score(rec: &Recording, grace_s: f64, warmup_s: f64) -> Score {
                     track.models = models.clone();
                     track.since = t;
                 }
-                let names = v.as_ref().map(named).unwrap_or_default();
+                let names = v.as_ref().map(|v| v.names.clone()).unwrap_or_default();
                 track.waiting.retain(|&(m, onset)| {
                     let found = names.contains(&m);
                     if found {
@@ -186,7 +191,7 @@ pub fn score(rec: &Recording, grace_s: f64, warmup_s: f64) -> Score {
                 if t < warmup_s || t - track.since < grace_s {
                     continue;
                 }
-                let headline = v.as_ref().map_or("cannot-tell", |v| v.verdict.name());
+                let headline = v.as_ref().map_or("cannot-tell", |v| v.headline);
                 match models.len() {
                     0 => {
                         tally.healthy_total += 1;
@@ -213,4 +218,122 @@ pub fn score(rec: &Recording, grace_s: f64, warmup_s: f64) -> Score {
 
 fn model_name(m: Model) -> &'static str {
     m.name()
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("-".to_owned(), |x| format!("{:.2} %", x * 100.0))
+}
+
+fn secs(x: Option<f64>) -> String {
+    x.map_or("-".to_owned(), |x| format!("{x:.2} s"))
+}
+
+const COLUMNS: [&str; 7] = ["healthy", "crash", "omission", "timing", "byzantine", "gray", "cannot-tell"];
+
+fn confusion_table(out: &mut String, title: &str, t: &Tally) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "\n{title} (settled intervals; rows: the truth, columns: the headline verdict)");
+    let _ = write!(out, "{:<11}", "truth");
+    for c in COLUMNS {
+        let _ = write!(out, " {c:>11}");
+    }
+    out.push('\n');
+    for row in COLUMNS.iter().filter(|r| t.confusion.contains_key(**r)) {
+        let _ = write!(out, "{row:<11}");
+        for c in COLUMNS {
+            let k = t.confusion.get(*row).and_then(|r| r.get(c)).copied().unwrap_or(0);
+            let _ = write!(out, " {k:>11}");
+        }
+        out.push('\n');
+    }
+}
+
+/// The table `faultline diagnose --evaluate` prints.
+pub fn table(total: &Score, cases: &[(String, &Score)], seeds: u64) -> String {
+    use std::fmt::Write as _;
+    let (d, b) = (&total.diagnoser, &total.baseline);
+    let mut out = String::new();
+    let _ = writeln!(out, "{} labelled runs ({} cases x {seeds} seeds)", total.runs, cases.len());
+    let _ = writeln!(out, "{:<46} {:>12} {:>12}", "", "diagnoser", "heartbeats");
+    let rows: [(&str, String, String); 5] = [
+        ("single-fault intervals right", pct(d.single_accuracy()), pct(b.single_accuracy())),
+        ("two-fault intervals, both models named", pct(d.mix_accuracy()), pct(b.mix_accuracy())),
+        ("healthy intervals given a fault verdict", pct(d.healthy_false_rate()), pct(b.healthy_false_rate())),
+        ("median time from onset to the right verdict", secs(d.median_time_s()), secs(b.median_time_s())),
+        ("faults never named while in force", d.missed.to_string(), b.missed.to_string()),
+    ];
+    for (label, x, y) in rows {
+        let _ = writeln!(out, "{label:<46} {x:>12} {y:>12}");
+    }
+    let _ = writeln!(
+        out,
+        "({} single-fault, {} two-fault and {} healthy settled replica-intervals)",
+        d.single_total, d.mix_total, d.healthy_total
+    );
+    confusion_table(&mut out, "diagnoser", d);
+    confusion_table(&mut out, "heartbeat-only baseline (\"mark it dead\")", b);
+    let _ = writeln!(out, "\nprecision / recall per verdict (diagnoser; baseline)");
+    let (pd, pb) = (d.precision_recall(), b.precision_recall());
+    for (m, (p, r)) in &pd {
+        let (bp, br) = pb.get(m).copied().unwrap_or((None, None));
+        let _ = writeln!(out, "{m:<11} {:>9} / {:<9}  {:>9} / {:<9}", pct(*p), pct(*r), pct(bp), pct(br));
+    }
+    let _ = writeln!(
+        out,
+        "\nper case: single-fault right, mixes right, healthy given a fault verdict, median time to verdict"
+    );
+    for (name, s) in cases {
+        let t = &s.diagnoser;
+        let _ = writeln!(
+            out,
+            "{name:<24} {:>9} {:>9} {:>9} {:>9}",
+            pct(t.single_accuracy()),
+            pct(t.mix_accuracy()),
+            pct(t.healthy_false_rate()),
+            secs(t.median_time_s())
+        );
+    }
+    out
+}
+
+/// The JSON `faultline diagnose --evaluate --format json` prints.
+pub fn json(total: &Score, cases: &[(String, &Score)]) -> serde_json::Value {
+    let figures = |t: &Tally| {
+        serde_json::json!({
+            "single_fault_accuracy": t.single_accuracy(),
+            "mix_accuracy": t.mix_accuracy(),
+            "healthy_false_verdict_rate": t.healthy_false_rate(),
+            "median_time_to_verdict_s": t.median_time_s(),
+        })
+    };
+    let (d, b) = (&total.diagnoser, &total.baseline);
+    let mut v = figures(d);
+    let obj = v.as_object_mut().expect("an object");
+    for (k, x) in figures(b).as_object().expect("an object") {
+        obj.insert(format!("baseline_{k}"), x.clone());
+    }
+    obj.insert("runs".into(), total.runs.into());
+    obj.insert("confusion".into(), serde_json::json!(d.confusion));
+    obj.insert("baseline_confusion".into(), serde_json::json!(b.confusion));
+    obj.insert(
+        "intervals".into(),
+        serde_json::json!({"single": d.single_total, "mix": d.mix_total, "healthy": d.healthy_total}),
+    );
+    obj.insert("missed".into(), serde_json::json!({"diagnoser": d.missed, "baseline": b.missed}));
+    let pr: serde_json::Map<String, serde_json::Value> = d
+        .precision_recall()
+        .into_iter()
+        .map(|(m, (p, r))| (m, serde_json::json!({"precision": p, "recall": r})))
+        .collect();
+    obj.insert("precision_recall".into(), pr.into());
+    let per_case: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(name, s)| {
+            let mut c = figures(&s.diagnoser);
+            c.as_object_mut().expect("an object").insert("case".into(), name.clone().into());
+            c
+        })
+        .collect();
+    obj.insert("cases".into(), per_case.into());
+    v
 }

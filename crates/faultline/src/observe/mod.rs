@@ -78,7 +78,7 @@ pub fn record<P: Monitorable>(
         interval,
         ..Recording::default()
     };
-    let mut sampler = Sampler { leader_versions: VecDeque::new() };
+    let mut sampler = Sampler { heard: vec![None; names.len()], leader_versions: VecDeque::new() };
     let mut next = Time::ZERO + interval;
     while next <= until {
         // Run every event up to the sampling instant, then look.
@@ -87,6 +87,9 @@ pub fn record<P: Monitorable>(
                 break;
             }
         }
+        // The protocol's own observations are for its checkers, not the observers: a long
+        // run would otherwise keep them all.
+        sim.drain_observations().for_each(drop);
         sampler.sample(&sim, &replicas, monitor_id, next, &mut rec.samples);
         label(&faults, &replicas, &rec.replicas, next, interval, &mut rec.labels);
         next = next + interval;
@@ -95,6 +98,8 @@ pub fn record<P: Monitorable>(
 }
 
 struct Sampler {
+    /// Per node: when a leader last heard it.
+    heard: Vec<Option<Time>>,
     /// `(time, version)` each time the leader's served version was seen to move: how old a
     /// version is against the leader's latest.
     leader_versions: VecDeque<(Time, u64)>,
@@ -147,8 +152,12 @@ impl Sampler {
             // The leader's view of its peers.
             if let Some(l) = leader.filter(|&l| l != r) {
                 let w = sim.node(l).watch().expect("a replica");
-                if let Some(heard) = w.last_heard[r.index()] {
-                    push(r, Signal::HeartbeatAge, n(now.since(heard).as_nanos() as f64 / 1e9));
+                // Since a leader last heard it: a new leader that has not heard it yet
+                // inherits its predecessor's last word, as a dashboard's panel does.
+                let heard = &mut self.heard[r.index()];
+                *heard = (*heard).max(w.last_heard[r.index()]);
+                if let Some(h) = *heard {
+                    push(r, Signal::HeartbeatAge, n(now.since(h).as_nanos() as f64 / 1e9));
                 }
                 if let Some(ns) = w.answer_ns[r.index()] {
                     push(r, Signal::AckLatency, n(ns as f64 / 1e6));

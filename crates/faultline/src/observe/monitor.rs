@@ -182,33 +182,39 @@ pub enum Outcome {
 
 #[derive(Clone, Debug, Default)]
 pub struct Probes {
-    /// Per replica: the outstanding probe (its sequence number and when it left), and the
-    /// last outcome.
-    pub sent: Vec<Option<(u64, Time)>>,
+    /// Per replica: the probes outstanding (sequence number, when sent), oldest first, and
+    /// the outcome of the last one resolved (answered, or timed out).
+    pub sent: Vec<VecDeque<(u64, Time)>>,
     pub last: Vec<Option<Outcome>>,
 }
 
 impl Probes {
     fn new(n: usize) -> Probes {
-        Probes { sent: vec![None; n], last: vec![None; n] }
+        Probes { sent: vec![VecDeque::new(); n], last: vec![None; n] }
     }
 
-    /// A probe not answered within its interval failed.
-    fn expire(&mut self, r: usize) {
-        if self.sent[r].take().is_some() {
+    /// A probe not answered within `timeout` failed.
+    fn expire(&mut self, r: usize, now: Time, timeout: Span) {
+        while let Some(&(_, at)) = self.sent[r].front() {
+            if now.since(at) < timeout {
+                break;
+            }
+            self.sent[r].pop_front();
             self.last[r] = Some(Outcome::Failed);
         }
     }
 
     fn answered(&mut self, r: usize, seq: u64, now: Time, version: u64, digest: u64) {
-        if let Some((s, at)) = self.sent[r]
-            && s == seq
-        {
-            self.sent[r] = None;
+        if let Some(i) = self.sent[r].iter().position(|&(s, _)| s == seq) {
+            let (_, at) = self.sent[r].remove(i).expect("found");
             self.last[r] = Some(Outcome::Ok { latency: now.since(at), version, digest });
         }
     }
 }
+
+/// How long a probe may take before it counts as failed: a load balancer's or a
+/// client's timeout, in probe intervals.
+pub const PROBE_TIMEOUT_INTERVALS: u64 = 10;
 
 /// The monitor node: a load balancer's health checker and a client's read prober.
 #[derive(Clone, Debug)]
@@ -402,11 +408,12 @@ impl<P: Monitorable> Protocol for Mon<P> {
             (Mon::Monitor(m), MonTimer::Probe) => {
                 m.seq += 1;
                 let now = ctx.now();
+                let timeout = Span::from_nanos(m.interval.as_nanos() * PROBE_TIMEOUT_INTERVALS);
                 for r in 0..m.replicas.len() {
-                    m.health.expire(r);
-                    m.reads.expire(r);
-                    m.health.sent[r] = Some((m.seq, now));
-                    m.reads.sent[r] = Some((m.seq, now));
+                    m.health.expire(r, now, timeout);
+                    m.reads.expire(r, now, timeout);
+                    m.health.sent[r].push_back((m.seq, now));
+                    m.reads.sent[r].push_back((m.seq, now));
                     ctx.send(m.replicas[r], MonMsg::Health(m.seq));
                     ctx.send(m.replicas[r], MonMsg::Read(m.seq));
                 }
