@@ -279,6 +279,7 @@ fn two_models_in_one_replica_are_both_named() {
     let report = run(&|t, out| {
         if t >= ONSET {
             set(out, Signal::AckLatency, n(400.0));
+            set(out, Signal::DataLatency, n(380.0));
             if (t as u64).is_multiple_of(3) {
                 set(out, Signal::DataOk, n(0.0));
                 set(out, Signal::HealthOk, n(0.0));
@@ -289,6 +290,19 @@ fn two_models_in_one_replica_are_both_named() {
     let mut models: Vec<Model> = std::iter::once(r1.verdict).chain(r1.also.iter().map(|f| f.verdict)).collect();
     models.sort();
     assert_eq!(models, [Model::Omission, Model::Timing], "{r1:#?}");
+    // Slow acks alone beside losses are the losses: the leader times an ack from its first
+    // unanswered send, so a lost append makes the next ack look late.
+    let report = run(&|t, out| {
+        if t >= ONSET {
+            set(out, Signal::AckLatency, n(400.0));
+            if (t as u64).is_multiple_of(3) {
+                set(out, Signal::DataOk, n(0.0));
+                set(out, Signal::HealthOk, n(0.0));
+            }
+        }
+    });
+    let r1 = verdict(&report, "r1");
+    assert_eq!((r1.verdict, r1.also.len()), (Model::Omission, 0), "{r1:#?}");
     // Byzantine, then a crash: lied, then went down; the lie is the headline.
     let report = run(&|t, out| {
         if t >= ONSET {
