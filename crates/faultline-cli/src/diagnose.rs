@@ -224,18 +224,27 @@ pub fn evaluate(
             (i, evaluate::score(rec, GRACE_S, WARMUP_S))
         })
         .collect();
+    // Fixed cases (each fault at its stated intensity) make the headline figures; swarm
+    // cases (faults, intensities and targets drawn per seed) are reported beside them.
     let mut per_case: BTreeMap<(usize, usize), Score> = BTreeMap::new();
-    let mut total = Score::default();
+    let (mut fixed, mut swarm) = (Score::default(), Score::default());
     for ((i, c, _), (_, score)) in jobs.iter().zip(scores) {
         let entry = per_case.entry((*i, *c)).or_default();
         *entry = std::mem::take(entry).merge(score.clone());
-        total = total.merge(score);
+        if scenarios[*i].1.cases[*c].swarm.is_some() {
+            swarm = swarm.merge(score);
+        } else {
+            fixed = fixed.merge(score);
+        }
     }
     let cases: Vec<(String, &Score)> =
         per_case.iter().map(|(&(i, c), sc)| (scenarios[i].1.cases[c].name.clone(), sc)).collect();
+    let swarm = (swarm.runs > 0).then_some(&swarm);
     match format {
-        Format::Table => out.push_str(&evaluate::table(&total, &cases, seeds.end - seeds.start)),
-        Format::Json => out.push_str(&format!("{}\n", serde_json::to_string_pretty(&evaluate::json(&total, &cases))?)),
+        Format::Table => out.push_str(&evaluate::table(&fixed, swarm, &cases, seeds.end - seeds.start)),
+        Format::Json => {
+            out.push_str(&format!("{}\n", serde_json::to_string_pretty(&evaluate::json(&fixed, swarm, &cases))?));
+        }
     }
     Ok(())
 }

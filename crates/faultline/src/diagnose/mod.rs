@@ -375,7 +375,7 @@ impl Report {
             );
             for e in &r.evidence {
                 let since = e.since_s.map_or(String::new(), |t| format!(" since {t:.3} s"));
-                let _ = writeln!(out, "  evidence: {} = {} (expected {}){since}", e.signal, e.value, e.threshold);
+                let _ = writeln!(out, "  evidence: {} = {} (against: {}){since}", e.signal, e.value, e.threshold);
             }
             for f in &r.also {
                 let _ = writeln!(

@@ -230,7 +230,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
             e.push(ev(Signal::Transport, t.name().into(), "open".into(), since_t));
         }
         let health_ev =
-            |up: bool| ev(Signal::HealthOk, if up { "1" } else { "0" }.into(), "its data plane's state".into(), None);
+            |up: bool| ev(Signal::HealthOk, if up { "1" } else { "0" }.into(), "what its data plane says".into(), None);
         let paused_before = r.recovered_gaps > 0;
         let gaps = || {
             ev(
@@ -303,7 +303,11 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
     let answering = !silent && !dead_plane && !disagree;
 
     // 2. Does what it says hold? (Byzantine: checked even when it has gone quiet since.)
-    if let (Some(acked), Some(durable)) = (r.get(Signal::AckedIndex), r.get(Signal::DurableIndex)) {
+    // What it acknowledged: its acks as the leader saw them; for the leader itself, its
+    // commit index (a leader counts its own log toward the quorum, so it may not commit
+    // past its own WAL either).
+    let acks = r.get(Signal::AckedIndex).or_else(|| r.get(Signal::LeaderCommitIndex));
+    if let (Some(acked), Some(durable)) = (acks, r.get(Signal::DurableIndex)) {
         if let (Some(a), Some(d)) = (acked.last_number(), durable.last_number())
             && a > d
             && frozen(durable, th.frozen_samples)
@@ -321,7 +325,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
             ];
             found.push(finding(Model::Byzantine, Some("lying-acks"), since, 0.8, e));
         }
-    } else if !has(Signal::AckedIndex) || !has(Signal::DurableIndex) {
+    } else if acks.is_none() || !has(Signal::DurableIndex) {
         unknown.push("lying acks: needs acked_index and durable_index".into());
     }
     if let Some(s) = r.get(Signal::ServedVersionAge)
@@ -343,7 +347,12 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
                 Some(t - age),
             )];
             if data.and_then(Series::last_number) == Some(1.0) {
-                e.push(ev(Signal::DataOk, "1".into(), "served as if fresh".into(), None));
+                e.push(ev(
+                    Signal::DataOk,
+                    "1 (served as fresh)".into(),
+                    "0 for data it cannot serve fresh".into(),
+                    None,
+                ));
             }
             found.push(finding(Model::Byzantine, Some("stale"), Some(t - age), 0.8, e));
         }

@@ -162,7 +162,11 @@ pub fn score(rec: Recording, grace_s: f64, warmup_s: f64) -> Score {
             models.sort_unstable();
             models.dedup();
             let verdict = report.replicas.iter().find(|r| r.replica == l.replica).map(Named::of);
-            let base_verdict = base.replicas.iter().find(|r| r.replica == l.replica).map(baseline);
+            // A replica the baseline has no heartbeat for (the leader) it leaves alone.
+            let base_verdict = Some(base.replicas.iter().find(|r| r.replica == l.replica).map_or_else(
+                || Named { headline: Verdict::Healthy.name(), names: vec![Verdict::Healthy.name()] },
+                baseline,
+            ));
             let tracks = tracks.entry(l.replica.as_str()).or_default();
             for (i, (v, tally)) in
                 [(verdict, &mut score.diagnoser), (base_verdict, &mut score.baseline)].into_iter().enumerate()
@@ -249,11 +253,15 @@ fn confusion_table(out: &mut String, title: &str, t: &Tally) {
 }
 
 /// The table `faultline diagnose --evaluate` prints.
-pub fn table(total: &Score, cases: &[(String, &Score)], seeds: u64) -> String {
+pub fn table(total: &Score, swarm: Option<&Score>, cases: &[(String, &Score)], seeds: u64) -> String {
     use std::fmt::Write as _;
     let (d, b) = (&total.diagnoser, &total.baseline);
     let mut out = String::new();
-    let _ = writeln!(out, "{} labelled runs ({} cases x {seeds} seeds)", total.runs, cases.len());
+    let runs = total.runs + swarm.map_or(0, |s| s.runs);
+    let _ = writeln!(out, "{runs} labelled runs ({} cases x {seeds} seeds)", cases.len());
+    if swarm.is_some() {
+        let _ = writeln!(out, "fixed cases (each fault at its stated intensity; swarm cases below):");
+    }
     let _ = writeln!(out, "{:<46} {:>12} {:>12}", "", "diagnoser", "heartbeats");
     let rows: [(&str, String, String); 5] = [
         ("single-fault intervals right", pct(d.single_accuracy()), pct(b.single_accuracy())),
@@ -270,6 +278,23 @@ pub fn table(total: &Score, cases: &[(String, &Score)], seeds: u64) -> String {
         "({} single-fault, {} two-fault and {} healthy settled replica-intervals)",
         d.single_total, d.mix_total, d.healthy_total
     );
+    if let Some(sw) = swarm {
+        let (d, b) = (&sw.diagnoser, &sw.baseline);
+        let _ = writeln!(
+            out,
+            "\nswarm cases ({} runs: kinds, intensities and targets drawn per seed, the leader included)",
+            sw.runs
+        );
+        let rows: [(&str, String, String); 4] = [
+            ("single-fault intervals right", pct(d.single_accuracy()), pct(b.single_accuracy())),
+            ("two-fault intervals, both models named", pct(d.mix_accuracy()), pct(b.mix_accuracy())),
+            ("healthy intervals given a fault verdict", pct(d.healthy_false_rate()), pct(b.healthy_false_rate())),
+            ("median time from onset to the right verdict", secs(d.median_time_s()), secs(b.median_time_s())),
+        ];
+        for (label, x, y) in rows {
+            let _ = writeln!(out, "{label:<46} {x:>12} {y:>12}");
+        }
+    }
     confusion_table(&mut out, "diagnoser", d);
     confusion_table(&mut out, "heartbeat-only baseline (\"mark it dead\")", b);
     let _ = writeln!(out, "\nprecision / recall per verdict (diagnoser; baseline)");
@@ -297,7 +322,7 @@ pub fn table(total: &Score, cases: &[(String, &Score)], seeds: u64) -> String {
 }
 
 /// The JSON `faultline diagnose --evaluate --format json` prints.
-pub fn json(total: &Score, cases: &[(String, &Score)]) -> serde_json::Value {
+pub fn json(total: &Score, swarm: Option<&Score>, cases: &[(String, &Score)]) -> serde_json::Value {
     let figures = |t: &Tally| {
         serde_json::json!({
             "single_fault_accuracy": t.single_accuracy(),
@@ -312,7 +337,7 @@ pub fn json(total: &Score, cases: &[(String, &Score)]) -> serde_json::Value {
     for (k, x) in figures(b).as_object().expect("an object") {
         obj.insert(format!("baseline_{k}"), x.clone());
     }
-    obj.insert("runs".into(), total.runs.into());
+    obj.insert("runs".into(), (total.runs + swarm.map_or(0, |s| s.runs)).into());
     obj.insert("confusion".into(), serde_json::json!(d.confusion));
     obj.insert("baseline_confusion".into(), serde_json::json!(b.confusion));
     obj.insert(
@@ -335,5 +360,15 @@ pub fn json(total: &Score, cases: &[(String, &Score)]) -> serde_json::Value {
         })
         .collect();
     obj.insert("cases".into(), per_case.into());
+    if let Some(sw) = swarm {
+        let mut v = figures(&sw.diagnoser);
+        let o = v.as_object_mut().expect("an object");
+        for (k, x) in figures(&sw.baseline).as_object().expect("an object") {
+            o.insert(format!("baseline_{k}"), x.clone());
+        }
+        o.insert("runs".into(), sw.runs.into());
+        o.insert("confusion".into(), serde_json::json!(sw.diagnoser.confusion));
+        obj.insert("swarm".into(), v);
+    }
     v
 }

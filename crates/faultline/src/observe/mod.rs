@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::fault::{Fault, FaultKind, Model};
+use crate::fault::{Fault, Model};
 use crate::protocol::NodeId;
 use crate::scenario::Scenario;
 use crate::signals::{Sample, Signal, Transport, Value};
@@ -214,7 +214,6 @@ fn label(faults: &[Fault], replicas: &[NodeId], names: &[String], end: Time, int
         let faults: Vec<(&'static str, Model)> = faults
             .iter()
             .filter(|f| f.node == r && f.start <= end && f.end.is_none_or(|e| e > start))
-            .filter(|f| !matches!(f.kind, FaultKind::Restart) || f.end.is_none_or(|e| e > start))
             .map(|f| (f.kind.name(), f.kind.model()))
             .collect();
         out.push(Label { time_s: secs(end), replica: names[i].clone(), faults });
