@@ -330,3 +330,30 @@ fn the_evaluation_meets_its_goals_beside_a_baseline_that_does_not_and_threads_ch
     assert!(f("baseline_mix_accuracy") < 0.5, "{}", f("baseline_mix_accuracy"));
     assert_eq!(json["confusion"]["crash"]["crash"].as_u64().map(|k| k > 0), Some(true), "{}", json["confusion"]);
 }
+
+#[test]
+fn the_quorum_coordinators_runs_are_observed_too() {
+    let dir = tempdir();
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios");
+    let diagnose = |scenario: &str, extra: &[&str]| {
+        let out = dir.join("q.csv");
+        let mut args = vec!["signals", scenario, "-o", out.to_str().unwrap(), "--duration-ms", "20000"];
+        args.extend(extra);
+        let run = faultline(&args, None);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let out = faultline(&["diagnose", out.to_str().unwrap(), "--format", "json"], None);
+        verdicts(&serde_json::from_str(&out.stdout).unwrap())
+    };
+    // The chapter's Byzantine follower tampers with what it serves.
+    let v = diagnose(&format!("{scenarios}/chapter.toml"), &["--case", "byzantine-1"]);
+    assert!(v.contains(&("f0".to_owned(), "byzantine".to_owned(), "corrupt".to_owned())), "{v:?}");
+    assert_eq!(v.iter().filter(|(_, m, _)| m == "healthy").count(), 4, "{v:?}");
+    // The benchmark's slow f0 and lossy f1 (its followers keep no WAL: no lying acks read
+    // from a disk that was never written).
+    let v = diagnose(&format!("{scenarios}/quorum-rounds.toml"), &["--set", "quorum.rounds=200"]);
+    let of = |r: &str| v.iter().find(|x| x.0 == r).map(|x| x.1.clone()).unwrap();
+    assert_eq!(
+        (of("f0"), of("f1"), of("f2"), of("f3"), of("leader")),
+        ("timing".into(), "omission".into(), "healthy".into(), "healthy".into(), "healthy".into())
+    );
+}

@@ -195,7 +195,9 @@ impl Sampler {
                 }
             }
             // An audit of its disk, and its host's lost-packet counter.
-            push(r, Signal::DurableIndex, n(P::durable_index(sim.disk(r)) as f64));
+            if let Some(d) = sim.node(r).inner().and_then(|p| p.durable_index(sim.disk(r))) {
+                push(r, Signal::DurableIndex, n(d as f64));
+            }
             push(r, Signal::Retransmits, n(sim.lost(r) as f64));
         }
     }

@@ -30,8 +30,9 @@ pub trait Monitorable: Protocol {
     fn commit_index(&self) -> Option<u64>;
     /// The version of the state this node serves reads from (its applied index).
     fn served_version(&self) -> u64;
-    /// What an audit of the node's disk finds: the highest index durably in its log.
-    fn durable_index(disk: &Disk) -> u64;
+    /// What an audit of the node's disk finds: the highest index durably in its log, or
+    /// `None` when the node keeps no log on disk (there is nothing to audit).
+    fn durable_index(&self, disk: &Disk) -> Option<u64>;
 }
 
 /// A probe's key changes value every this many versions; its digest with it. Replicas a

@@ -898,6 +898,11 @@ impl Follower {
         self.applied
     }
 
+    /// Whether it persists each append before acking it (write-ahead).
+    pub fn persists(&self) -> bool {
+        self.persist
+    }
+
     /// The round of the last append applied (0 before any).
     pub fn last_round(&self) -> u64 {
         self.last.as_ref().map_or(0, |a| a.round)

@@ -240,7 +240,9 @@ impl Monitorable for QuorumNode {
             QuorumNode::Follower(f) => f.last_round(),
         }
     }
-    fn durable_index(disk: &Disk) -> u64 {
-        super::durable_round(disk).unwrap_or(0)
+    /// Only a follower that persists its appends (`quorum.persist = true`) keeps a log to
+    /// audit; by default followers remember appends in memory, and the leader keeps none.
+    fn durable_index(&self, disk: &Disk) -> Option<u64> {
+        self.as_follower().filter(|f| f.persists()).map(|_| super::durable_round(disk).unwrap_or(0))
     }
 }

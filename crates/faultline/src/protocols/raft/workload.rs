@@ -392,7 +392,7 @@ impl Monitorable for super::RaftNode {
     fn served_version(&self) -> u64 {
         self.as_server().map_or(0, |s| s.applied_index())
     }
-    fn durable_index(disk: &Disk) -> u64 {
-        super::log::durable_len(disk)
+    fn durable_index(&self, disk: &Disk) -> Option<u64> {
+        self.as_server().map(|_| super::log::durable_len(disk))
     }
 }
