@@ -195,7 +195,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
     let silent = hb.is_some_and(|(_, age)| age > peers.silent_after);
     let health = current(Signal::HealthOk);
     let data = current(Signal::DataOk);
-    let dead_plane =
+    let probes_dead =
         all_failing(data, th.frozen_samples) && (health.is_none() || all_failing(health, th.frozen_samples));
     let health_up = health.and_then(Series::last_number) == Some(1.0);
     let health_down = health.is_some() && !health_up;
@@ -203,7 +203,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
     // are losses, not a dead process.
     let transport_open = current(Signal::Transport).and(transport(r)) == Some(Transport::Open);
     let data_dead = all_failing(data, th.frozen_samples);
-    let dead_plane = dead_plane && data.is_some() && (silent || !transport_open);
+    let dead_plane = probes_dead && data.is_some() && (silent || !transport_open);
     // The data plane dead while the health probe passes: the observers disagree.
     // Gray needs a health probe that has not failed once in the whole history: a lossy
     // link fails it now and then, a gray failure never does.
@@ -220,10 +220,10 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
                 since,
             ));
         }
-        if dead_plane {
+        if dead_plane || disagree {
             e.push(ev(Signal::DataOk, "0".into(), "1".into(), data.and_then(|s| s.unchanged_since)));
         }
-        let since = since.or_else(|| data.filter(|_| dead_plane).and_then(|s| s.unchanged_since));
+        let since = since.or_else(|| data.filter(|_| dead_plane || disagree).and_then(|s| s.unchanged_since));
         let transport_state = current(Signal::Transport).and(transport(r));
         if let Some(t) = transport_state {
             let since_t = r.get(Signal::Transport).and_then(|s| s.unchanged_since);
@@ -306,7 +306,8 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
     // What it acknowledged: its acks as the leader saw them; for the leader itself, its
     // commit index (a leader counts its own log toward the quorum, so it may not commit
     // past its own WAL either).
-    let acks = r.get(Signal::AckedIndex).or_else(|| r.get(Signal::LeaderCommitIndex));
+    let acks_signal = if has(Signal::AckedIndex) { Signal::AckedIndex } else { Signal::LeaderCommitIndex };
+    let acks = r.get(acks_signal);
     if let (Some(acked), Some(durable)) = (acks, r.get(Signal::DurableIndex)) {
         if let (Some(a), Some(d)) = (acked.last_number(), durable.last_number())
             && a > d
@@ -315,7 +316,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
         {
             let since = durable.unchanged_since;
             let e = vec![
-                ev(Signal::AckedIndex, fmt_num(a), format!("<= durable_index {}", fmt_num(d)), acked.unchanged_since),
+                ev(acks_signal, fmt_num(a), format!("<= durable_index {}", fmt_num(d)), acked.unchanged_since),
                 ev(
                     Signal::DurableIndex,
                     format!("{} (not moved)", fmt_num(d)),
@@ -376,7 +377,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
             }
             // Right to some askers, wrong to others: it tells different askers different
             // things. Always wrong: its content is corrupt.
-            let kind = if right > 0 && wrong.len() >= 2 { "equivocation" } else { "corrupt" };
+            let kind = if right > 0 { "equivocation" } else { "corrupt" };
             let e = ev(
                 Signal::ContentDigest,
                 format!("{} of {} differed from the majority ({} distinct)", wrong.len(), checks.len(), distinct.len()),
