@@ -14,7 +14,7 @@ use faultline::diagnose::{Diagnoser, Report};
 use faultline::observe::evaluate::{self, Score};
 use faultline::scenario::Scenario;
 use faultline::signals::parse::{Format as SignalsFormat, Reader};
-use faultline::signals::{Sample, SignalsError};
+use faultline::signals::{Sample, Signal, SignalsError};
 use faultline::time::{Span, Time};
 use faultline::workload::Registry;
 use rayon::prelude::*;
@@ -39,7 +39,7 @@ impl<R: Read> Read for Follow<R> {
     }
 }
 
-type Samples = Box<dyn Iterator<Item = Result<Sample, SignalsError>>>;
+type Samples = Reader<Box<dyn BufRead>>;
 
 /// Opens one signals file (`-`: standard input) as a stream of samples.
 fn open(path: &Path, format: Option<SignalsFormat>, follow: bool) -> Result<Samples> {
@@ -56,35 +56,84 @@ fn open(path: &Path, format: Option<SignalsFormat>, follow: bool) -> Result<Samp
     };
     let format = match format {
         Some(f) => f,
-        // Sniffing reads the first bytes without consuming them (unless the file is still
-        // empty, when the extension decides).
+        // Sniffing reads the first bytes without consuming them (a followed file that is
+        // still empty is waited for).
         None => {
-            let head = if follow { Vec::new() } else { input.fill_buf()?.to_vec() };
+            let head = input.fill_buf()?.to_vec();
             SignalsFormat::detect(&name, &head)
         }
     };
     let display = if name == "-" { "(stdin)".to_owned() } else { name };
-    Ok(Box::new(Reader::new(&display, format, input)))
+    Ok(Reader::new(&display, format, input))
 }
 
-/// Merges time-ordered streams into one, in time order; ties go to the earlier file.
+/// Merges time-ordered streams into one, in time order (ties go to the earlier file), and
+/// refuses a sample two files both give (the same time, replica and signal): the check
+/// each reader makes within its file, across files.
 struct Merge {
-    streams: Vec<std::iter::Peekable<Samples>>,
+    streams: Vec<(Samples, Option<(Sample, u64)>)>,
+    /// At the current time: (replica, signal) -> (stream, line) of the sample given.
+    seen: BTreeMap<(String, Signal), (usize, u64)>,
+    time: Option<f64>,
+}
+
+impl Merge {
+    fn new(readers: Vec<Samples>) -> Merge {
+        Merge { streams: readers.into_iter().map(|r| (r, None)).collect(), seen: BTreeMap::new(), time: None }
+    }
+
+    /// Fills stream `i`'s look-ahead; an error ends the merge.
+    fn fill(&mut self, i: usize) -> Result<(), SignalsError> {
+        let (reader, ahead) = &mut self.streams[i];
+        if ahead.is_none()
+            && let Some(next) = reader.next()
+        {
+            let line = reader.line();
+            *ahead = Some((next?, line));
+        }
+        Ok(())
+    }
 }
 
 impl Iterator for Merge {
     type Item = Result<Sample, SignalsError>;
     fn next(&mut self) -> Option<Self::Item> {
         let mut best: Option<(usize, f64)> = None;
-        for (i, s) in self.streams.iter_mut().enumerate() {
-            match s.peek() {
-                Some(Err(_)) => return s.next(),
-                Some(Ok(x)) if best.is_none_or(|(_, t)| x.time_s < t) => best = Some((i, x.time_s)),
-                _ => {}
+        for i in 0..self.streams.len() {
+            if let Err(e) = self.fill(i) {
+                return Some(Err(e));
+            }
+            if let Some((x, _)) = &self.streams[i].1
+                && best.is_none_or(|(_, t)| x.time_s < t)
+            {
+                best = Some((i, x.time_s));
             }
         }
-        let (i, _) = best?;
-        self.streams[i].next()
+        let (i, t) = best?;
+        let (sample, line) = self.streams[i].1.take().expect("filled");
+        if self.time != Some(t) {
+            self.time = Some(t);
+            self.seen.clear();
+        }
+        let key = (sample.replica.clone(), sample.signal);
+        if let Some(&(j, other)) = self.seen.get(&key)
+            && j != i
+        {
+            let file = self.streams[i].0.file().to_owned();
+            let first = self.streams[j].0.file().to_owned();
+            return Some(Err(SignalsError::at(
+                &file,
+                line,
+                1,
+                "(sample)",
+                format!(
+                    "duplicate: {} of {} at time_s {t} was given by {first} line {other} too (merged files must not overlap)",
+                    sample.signal, sample.replica
+                ),
+            )));
+        }
+        self.seen.insert(key, (i, line));
+        Some(Ok(sample))
     }
 }
 
@@ -103,15 +152,12 @@ pub fn run(args: Args, out: &mut String) -> Result<()> {
     if args.at.is_some_and(|t| !t.is_finite()) {
         bail!("--at: not a finite time");
     }
-    let streams: Vec<_> = args
-        .files
-        .iter()
-        .map(|p| open(p, args.input_format, args.follow).map(Iterator::peekable))
-        .collect::<Result<_>>()?;
+    let streams: Vec<Samples> =
+        args.files.iter().map(|p| open(p, args.input_format, args.follow)).collect::<Result<_>>()?;
     let mut diagnoser = Diagnoser::default();
     let mut last_printed: Option<Vec<_>> = None;
     let mut read_any = false;
-    for sample in (Merge { streams }) {
+    for sample in Merge::new(streams) {
         let sample = sample?;
         if args.at.is_some_and(|at| sample.time_s > at) {
             break;
@@ -131,10 +177,8 @@ pub fn run(args: Args, out: &mut String) -> Result<()> {
         let at = args.at.map_or(String::new(), |t| format!(" at or before --at {t}"));
         bail!("no samples to diagnose{at}");
     }
-    let mut report = diagnoser.report();
-    if let Some(at) = args.at {
-        report.at_s = Some(at);
-    }
+    // As of the last sample read (at or before --at): what the verdicts rest on.
+    let report = diagnoser.report();
     if !args.follow || last_printed.as_ref() != Some(&report.verdicts()) {
         out.push_str(&render(&report, args.format, !args.follow)?);
     }

@@ -289,6 +289,9 @@ enum Command {
 /// The chapter's table, extended: `faultline demo --coordinator`.
 const CHAPTER_EXTENDED_TOML: &str = include_str!("../../../scenarios/chapter-extended.toml");
 
+/// The most samples `faultline signals` writes (about 2 GiB held in memory).
+const MAX_SIGNAL_SAMPLES: u64 = 20_000_000;
+
 /// The diagnoser's built-in suite: `faultline diagnose --evaluate` with no scenario named.
 const SUITE_TOML: &str = include_str!("../../../scenarios/diagnosis/suite.toml");
 
@@ -679,6 +682,16 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
             let interval = faultline::time::Span::from_millis(interval_ms);
             let limit = s.limits.max_time.as_nanos().min(60_000_000_000);
             let until = faultline::time::Time::from_nanos(duration_ms.map_or(limit, |d| d * 1_000_000));
+            // The samples are held until written: refuse a run too long to hold.
+            let replicas = s.node_names().len() as u64;
+            let expected = until.as_nanos() / interval.as_nanos() * replicas * 13;
+            if expected > MAX_SIGNAL_SAMPLES {
+                bail!(
+                    "{}: {} ms every {interval_ms} ms would write about {expected} samples (at most {MAX_SIGNAL_SAMPLES}); lower --duration-ms or raise --interval-ms",
+                    scenario.display(),
+                    until.as_nanos() / 1_000_000
+                );
+            }
             let Some(rec) = workload.record(&s, c, seed, interval, until) else {
                 let observable: Vec<&str> = registry.iter().filter(|w| w.observable()).map(|w| w.name()).collect();
                 bail!(

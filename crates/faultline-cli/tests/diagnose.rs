@@ -179,10 +179,9 @@ fn files_split_by_replica_are_merged_in_time_order() {
 
 #[test]
 fn following_standard_input_prints_a_diagnosis_whenever_a_verdict_changes() {
-    let out = faultline(
-        &["diagnose", "--follow", "-", "--input-format", "csv", "--format", "json"],
-        Some(&std::fs::read_to_string(PAYSETU).unwrap()),
-    );
+    // The format is sniffed from the first bytes, as without --follow.
+    let out =
+        faultline(&["diagnose", "--follow", "-", "--format", "json"], Some(&std::fs::read_to_string(PAYSETU).unwrap()));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let reports: Vec<Value> =
         out.stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
@@ -356,4 +355,67 @@ fn the_quorum_coordinators_runs_are_observed_too() {
         (of("f0"), of("f1"), of("f2"), of("f3"), of("leader")),
         ("timing".into(), "omission".into(), "healthy".into(), "healthy".into(), "healthy".into())
     );
+}
+
+#[test]
+fn merged_files_may_not_give_the_same_sample_twice() {
+    let dir = tempdir();
+    let path = dir.join("dup.csv");
+    std::fs::write(&path, "time_s,replica,signal,value\n1,a,data_ok,1\n2,a,data_ok,1\n").unwrap();
+    let p = path.to_str().unwrap();
+    let out = faultline(&["diagnose", p, p], None);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let want = format!("error: {p}:2:1: (sample): duplicate: data_ok of a at time_s 1");
+    assert!(out.stderr.starts_with(&want), "{}", out.stderr);
+}
+
+#[test]
+fn silence_with_nothing_else_failing_is_not_called_dead() {
+    let dir = tempdir();
+    // r1 is silent to the leader; its kernel answers (transport open) and there is no
+    // probe: a cut link, a pause and a crash look alike. Then: healthy to the load
+    // balancer and no data probe: a cut link or a gray failure.
+    let mut open = String::from("time_s,replica,signal,value\n");
+    let mut health = open.clone();
+    for t in 0..20 {
+        for r in ["r0", "r1", "r2", "r3", "r4"] {
+            let age = if r == "r1" && t >= 10 { (t - 9) as f64 * 2.0 } else { 0.2 };
+            open.push_str(&format!("{t},{r},heartbeat_age_s,{age}\n{t},{r},transport,open\n"));
+            health.push_str(&format!("{t},{r},heartbeat_age_s,{age}\n{t},{r},health_ok,1\n"));
+        }
+    }
+    for (name, text) in [("open.csv", open), ("health.csv", health)] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = faultline(&["diagnose", path.to_str().unwrap(), "--format", "json"], None);
+        let json: Value = serde_json::from_str(&out.stdout).unwrap();
+        let r1 = json["replicas"].as_array().unwrap().iter().find(|r| r["replica"] == "r1").unwrap().clone();
+        assert_eq!(r1["verdict"], "cannot-tell", "{name}: {r1}");
+        assert!(!r1["unknown"].as_array().unwrap().is_empty(), "{name}: says which signal would decide: {r1}");
+    }
+}
+
+#[test]
+fn exporters_that_sample_each_replica_at_its_own_offset_are_read_alike() {
+    // Five replicas scraped every 15 s, each 0.5 s after the last: r1 crashed for good.
+    let dir = tempdir();
+    let mut text = String::from("time_s,replica,signal,value\n");
+    for k in 0..40 {
+        for (i, r) in ["r0", "r1", "r2", "r3", "r4"].iter().enumerate() {
+            let t = 1000.0 + k as f64 * 15.0 + i as f64 * 0.5;
+            let dead = *r == "r1" && k >= 20;
+            let age = if dead { t - 1300.0 } else { 0.3 };
+            let (transport, ok) = if dead { ("refused", 0) } else { ("open", 1) };
+            text.push_str(&format!(
+                "{t},{r},heartbeat_age_s,{age}\n{t},{r},transport,{transport}\n{t},{r},data_ok,{ok}\n"
+            ));
+        }
+    }
+    let path = dir.join("offsets.csv");
+    std::fs::write(&path, text).unwrap();
+    let out = faultline(&["diagnose", path.to_str().unwrap(), "--format", "json"], None);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let v = verdicts(&serde_json::from_str(&out.stdout).unwrap());
+    let models: Vec<&str> = v.iter().map(|x| x.1.as_str()).collect();
+    assert_eq!(models, ["healthy", "crash", "healthy", "healthy", "healthy"], "{v:?}");
 }

@@ -175,6 +175,21 @@ impl Series {
         self.recent.back()
     }
 
+    /// Whether the series is still being reported at `now`: its last sample is within
+    /// three of its own sampling periods of `now` (exports sample each target at its own
+    /// offset, so "the same timestamp" cannot be asked). A series of one sample is current
+    /// when that sample is no older than `fallback` (the diagnoser's last few timestamps).
+    pub fn is_current(&self, now: f64, fallback: f64) -> bool {
+        let Some(&(last, _)) = self.recent.back() else { return false };
+        let first = self.recent.front().map_or(last, |&(t, _)| t);
+        let n = self.recent.len();
+        if n < 2 || last <= first {
+            return last >= fallback;
+        }
+        let period = (last - first) / (n - 1) as f64;
+        last >= now - 3.0 * period - 1e-9
+    }
+
     pub fn last_number(&self) -> Option<f64> {
         self.last().and_then(|(_, v)| v.number())
     }
@@ -189,11 +204,9 @@ impl Series {
 pub struct ReplicaState {
     pub series: BTreeMap<Signal, Series>,
     /// Heartbeat gaps that ended (the replica was silent past the threshold, then heard
-    /// again): the signature of a pause. Counted over the whole file.
-    pub recovered_gaps: u32,
-    /// The longest such gap, in seconds, and when the last one ended.
-    pub longest_gap_s: f64,
-    pub last_gap_end_s: Option<f64>,
+    /// again), the signature of a pause: when each ended and its peak age, the last
+    /// [`HISTORY`] of them, oldest first.
+    pub gaps: VecDeque<(f64, f64)>,
     /// The peak heartbeat age of the gap in progress (0 when heard).
     gap_peak_s: f64,
     /// Digest comparisons against the majority, most recent last: `Some(true)` matched,
@@ -223,6 +236,8 @@ pub struct Diagnoser {
     /// Replicas whose digest changed at the current timestamp: compared with the majority
     /// once the timestamp is complete.
     pending_digests: Vec<String>,
+    /// [`Diagnoser::silent_after`] as of the last complete timestamp.
+    silent_after: f64,
 }
 
 impl Default for Diagnoser {
@@ -240,6 +255,7 @@ impl Diagnoser {
             recent_times: VecDeque::new(),
             recent_majorities: VecDeque::new(),
             pending_digests: Vec::new(),
+            silent_after: f64::INFINITY,
         }
     }
 
@@ -253,6 +269,8 @@ impl Diagnoser {
     pub fn push_owned(&mut self, s: Sample) {
         if self.now.is_some_and(|now| s.time_s > now) {
             self.settle_digests();
+            // Once per timestamp: the silence threshold over every replica's latest age.
+            self.silent_after = self.silent_after();
         }
         if self.recent_times.back() != Some(&s.time_s) {
             if self.recent_times.len() == CURRENT_TIMESTAMPS {
@@ -261,7 +279,7 @@ impl Diagnoser {
             self.recent_times.push_back(s.time_s);
         }
         self.now = Some(s.time_s);
-        let silent_after = if s.signal == Signal::HeartbeatAge { self.silent_after() } else { 0.0 };
+        let silent_after = self.silent_after;
         if !self.replicas.contains_key(&s.replica) {
             self.replicas.insert(s.replica.clone(), ReplicaState::default());
         }
@@ -272,9 +290,10 @@ impl Diagnoser {
             if age > silent_after {
                 state.gap_peak_s = state.gap_peak_s.max(age);
             } else if state.gap_peak_s > 0.0 {
-                state.recovered_gaps += 1;
-                state.longest_gap_s = state.longest_gap_s.max(state.gap_peak_s);
-                state.last_gap_end_s = Some(s.time_s);
+                if state.gaps.len() == HISTORY {
+                    state.gaps.pop_front();
+                }
+                state.gaps.push_back((s.time_s, state.gap_peak_s));
                 state.gap_peak_s = 0.0;
             }
         }
@@ -290,10 +309,14 @@ impl Diagnoser {
         if self.pending_digests.is_empty() {
             return;
         }
+        let now = self.now.unwrap_or(f64::NEG_INFINITY);
+        let since = self.recent_times.front().copied().unwrap_or(f64::NEG_INFINITY);
+        // Only digests still being reported vote: a crashed replica's last one does not.
         let latest: Vec<&Value> = self
             .replicas
             .values()
-            .filter_map(|r| r.get(Signal::ContentDigest).and_then(Series::last).map(|(_, v)| v))
+            .filter_map(|r| r.get(Signal::ContentDigest).filter(|s| s.is_current(now, since)))
+            .filter_map(|s| s.last().map(|(_, v)| v))
             .collect();
         let majority = majority(&latest).cloned();
         let pending = std::mem::take(&mut self.pending_digests);

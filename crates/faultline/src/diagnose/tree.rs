@@ -63,7 +63,8 @@ impl Default for Thresholds {
 /// What the tree compares a replica with: its peers' medians and the leader's progress.
 pub struct Peers {
     silent_after: f64,
-    /// Samples older than this are not current (the fourth most recent timestamp read).
+    /// The last time read, and the fourth most recent timestamp (for series of one sample).
+    now: f64,
     current_since: f64,
     latency: [Option<f64>; 3],
     served_age: Option<f64>,
@@ -88,7 +89,7 @@ impl Peers {
             .filter_map(|r| r.get(Signal::LeaderCommitIndex))
             .filter_map(|s| s.last().map(|(t, _)| (*t, s)))
             .max_by(|a, b| a.0.total_cmp(&b.0))
-            .filter(|(t, _)| *t >= current_since)
+            .filter(|(_, s)| s.is_current(d.now.unwrap_or(f64::NEG_INFINITY), current_since))
             .and_then(|(_, s)| {
                 let last = s.last_number()?;
                 let first = s.numbers().next()?.1;
@@ -97,6 +98,7 @@ impl Peers {
         Peers {
             silent_after: d.silent_after(),
             current_since,
+            now: d.now.unwrap_or(f64::NEG_INFINITY),
             latency,
             served_age: each(&|r| r.get(Signal::ServedVersionAge).and_then(Series::last_number)),
             retransmit_rate: each(&|r| r.get(Signal::Retransmits).and_then(rate)),
@@ -190,7 +192,7 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
 
     // 1. Is it answering at all? Only current samples count: a series that stopped
     // (a replica that became the leader is no longer heard by one) says nothing of now.
-    let current = |s: Signal| r.get(s).filter(|x| x.last().is_some_and(|(t, _)| *t >= peers.current_since));
+    let current = |s: Signal| r.get(s).filter(|x| x.is_current(peers.now, peers.current_since));
     let hb = current(Signal::HeartbeatAge).and_then(|s| s.last().map(|(t, v)| (*t, v.number().unwrap_or(0.0))));
     let silent = hb.is_some_and(|(_, age)| age > peers.silent_after);
     let health = current(Signal::HealthOk);
@@ -201,9 +203,14 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
     let health_down = health.is_some() && !health_up;
     // Probes failing while the leader still hears it and its kernel says nothing is wrong
     // are losses, not a dead process.
-    let transport_open = current(Signal::Transport).and(transport(r)) == Some(Transport::Open);
+    let transport_now = current(Signal::Transport).and(transport(r));
+    let transport_open = transport_now == Some(Transport::Open);
+    // A fresh heartbeat says the process lives: without a transport signal, failing probes
+    // beside it are losses too.
+    let heard = hb.is_some_and(|(_, age)| age <= peers.silent_after);
     let data_dead = all_failing(data, th.frozen_samples);
-    let dead_plane = probes_dead && data.is_some() && (silent || !transport_open);
+    let dead_plane =
+        probes_dead && data.is_some() && (silent || !(transport_open || (transport_now.is_none() && heard)));
     // The data plane dead while the health probe passes: the observers disagree.
     // Gray needs a health probe that has not failed once in the whole history: a lossy
     // link fails it now and then, a gray failure never does.
@@ -231,18 +238,20 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
         }
         let health_ev =
             |up: bool| ev(Signal::HealthOk, if up { "1" } else { "0" }.into(), "what its data plane says".into(), None);
-        let paused_before = r.recovered_gaps > 0;
+        // Gaps that ended within the heartbeat history: an old one (a leader change hours
+        // ago) says nothing of this silence.
+        let window_start =
+            r.get(Signal::HeartbeatAge).and_then(|s| s.recent.front()).map_or(f64::INFINITY, |(t, _)| *t);
+        let recent_gaps: Vec<&(f64, f64)> = r.gaps.iter().filter(|(end, _)| *end >= window_start).collect();
+        let paused_before = !recent_gaps.is_empty();
         let gaps = || {
+            let k = recent_gaps.len() as u32;
+            let longest = recent_gaps.iter().map(|(_, peak)| *peak).fold(0.0, f64::max);
             ev(
                 Signal::HeartbeatAge,
-                format!(
-                    "{} earlier gap{} up to {:.3} s, recovered",
-                    r.recovered_gaps,
-                    plural(r.recovered_gaps),
-                    r.longest_gap_s
-                ),
+                format!("{k} earlier gap{} up to {longest:.3} s, recovered", plural(k)),
                 "no recovered gaps".into(),
-                r.last_gap_end_s,
+                recent_gaps.last().map(|(end, _)| *end),
             )
         };
         match transport_state {
@@ -277,11 +286,25 @@ pub fn diagnose_replica(name: &str, r: &ReplicaState, peers: &Peers, th: &Thresh
                 e.push(ev(Signal::DataOk, "answering".into(), "failing with the leader's link".into(), None));
                 found.push(finding(Model::Omission, Some("partition"), since, 0.6, e));
             }
-            Some(Transport::Open) | None if health_up => {
+            Some(Transport::Open) | None if health_up && data.is_some() => {
                 e.push(health_ev(true));
                 found.push(finding(Model::Gray, None, since, 0.6, e));
             }
-            Some(Transport::Open) => found.push(finding(Model::Crash, None, since, 0.5, e)),
+            Some(Transport::Open) | None if health_up => {
+                // Silent to the leader, healthy to the load balancer, and no data probe to
+                // say whether clients are served: a cut link or a gray failure.
+                e.push(health_ev(true));
+                unknown.push("a cut link or a gray failure: needs data_ok".into());
+                found.push(finding(Model::CannotTell, None, since, 0.3, e));
+            }
+            Some(Transport::Open) if dead_plane || health_down => {
+                found.push(finding(Model::Crash, None, since, 0.5, e));
+            }
+            Some(Transport::Open) => {
+                // Its kernel answers and nothing else says it is down.
+                unknown.push("crash, pause or a cut link: needs health_ok or data_ok".into());
+                found.push(finding(Model::CannotTell, None, since, 0.3, e));
+            }
             None if paused_before && (health_down || dead_plane) => {
                 e.push(gaps());
                 unknown.push("a pause or a crash: needs transport".into());

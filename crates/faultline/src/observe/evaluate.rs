@@ -217,6 +217,11 @@ pub fn score(rec: Recording, grace_s: f64, warmup_s: f64) -> Score {
             }
         }
     }
+    // Faults still waiting for their verdict when the run ended were never named.
+    for tracks in tracks.values() {
+        score.diagnoser.missed += tracks[0].waiting.len() as u64;
+        score.baseline.missed += tracks[1].waiting.len() as u64;
+    }
     score
 }
 

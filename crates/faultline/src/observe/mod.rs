@@ -80,12 +80,20 @@ pub fn record<P: Monitorable>(
     };
     let mut sampler = Sampler { heard: vec![None; names.len()], leader_versions: VecDeque::new() };
     let mut next = Time::ZERO + interval;
+    // Observed until `until`, or the run's time limit: past it nothing happens, and the
+    // observers would only repeat a frozen world.
+    let until = until.min(scenario.limits.max_time);
     while next <= until {
         // Run every event up to the sampling instant, then look.
+        let mut stopped = false;
         while sim.next_time().is_some_and(|t| t <= next) {
             if sim.step().is_some() {
+                stopped = true;
                 break;
             }
+        }
+        if stopped {
+            break;
         }
         // The protocol's own observations are for its checkers, not the observers: a long
         // run would otherwise keep them all.

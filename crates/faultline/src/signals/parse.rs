@@ -157,6 +157,17 @@ impl<R: BufRead> Reader<R> {
         self.format
     }
 
+    /// The line the last sample yielded was read from (1 for a `query_range` response,
+    /// which is read whole), to locate what a caller finds wrong with it.
+    pub fn line(&self) -> u64 {
+        self.order.last_line.max(1)
+    }
+
+    /// The file name errors use.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
     fn next_sample(&mut self) -> Result<Option<Sample>, SignalsError> {
         let file = self.file.as_str();
         match &mut self.source {
@@ -222,6 +233,8 @@ const MAX_REMEMBERED_REPLICAS: usize = 4096;
 /// not by the file's length.
 #[derive(Default)]
 struct Order {
+    /// The line of the last sample that passed.
+    last_line: u64,
     last: Option<f64>,
     epoch: u64,
     seen: BTreeMap<String, Seen>,
@@ -265,6 +278,7 @@ impl Order {
             return Err(Disorder::Duplicate(*slot));
         }
         *slot = line;
+        self.last_line = line;
         Ok(())
     }
 }

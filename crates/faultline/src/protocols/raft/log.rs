@@ -135,12 +135,12 @@ fn durable_meta(disk: &Disk) -> Meta {
     disk.read_durable(META_KEY).and_then(Meta::decode).unwrap_or_default()
 }
 
-/// The term a server's disk holds durably (0 if none).
 /// The length of the log on disk, as a crash would leave it (without decoding it).
 pub fn durable_len(disk: &Disk) -> u64 {
     disk.read_durable(LOG_LEN_KEY).and_then(decode_len).unwrap_or(0)
 }
 
+/// The term a server's disk holds durably (0 if none).
 pub fn durable_term(disk: &Disk) -> u64 {
     durable_meta(disk).term
 }
