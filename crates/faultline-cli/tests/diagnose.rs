@@ -419,3 +419,14 @@ fn exporters_that_sample_each_replica_at_its_own_offset_are_read_alike() {
     let models: Vec<&str> = v.iter().map(|x| x.1.as_str()).collect();
     assert_eq!(models, ["healthy", "crash", "healthy", "healthy", "healthy"], "{v:?}");
 }
+
+/// The README's tour shows the dashboard's diagnosis; it must be what the tool prints.
+#[test]
+fn the_readmes_dashboard_diagnosis_is_the_tools() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let command = "$ faultline diagnose examples/signals/paysetu-wallets.csv\n";
+    let start = readme.find(command).expect("the README shows the dashboard's diagnosis") + command.len();
+    let shown = &readme[start..start + readme[start..].find("```").expect("the block ends")];
+    let out = faultline(&["diagnose", PAYSETU], None);
+    assert_eq!(shown, out.stdout);
+}
