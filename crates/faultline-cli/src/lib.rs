@@ -253,7 +253,7 @@ enum Command {
         /// diagnosis whenever a verdict changes (JSON: one object per line).
         #[arg(long)]
         follow: bool,
-        /// The files' format, when neither the extension nor the content says it.
+        /// The files' format (default: from the extension, else from the first bytes).
         #[arg(long, value_enum, value_name = "FORMAT")]
         input_format: Option<InputFormat>,
     },
