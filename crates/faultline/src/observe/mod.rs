@@ -19,7 +19,6 @@ use crate::fault::{Fault, Model};
 use crate::protocol::NodeId;
 use crate::scenario::Scenario;
 use crate::signals::{Sample, Signal, Transport, Value};
-use crate::sim::world::SimConfig;
 use crate::sim::{NodeStatus, Sim};
 use crate::time::{Span, Time};
 pub use monitor::{Mon, Monitorable};
@@ -56,20 +55,7 @@ pub fn record<P: Monitorable>(
 ) -> Recording {
     let names: Vec<String> = scenario.node_names().into_iter().chain(std::iter::once("monitor".to_owned())).collect();
     let faults = scenario.faults(case, seed);
-    let links = scenario.links.clone();
-    let default = scenario.latency.clone();
-    let config = SimConfig {
-        seed,
-        limits: scenario.limits.clone(),
-        names: names.clone(),
-        latency: Box::new(move |from, to| {
-            links
-                .iter()
-                .rev()
-                .find(|(f, t, _)| *f == from && *t == to)
-                .map_or_else(|| default.clone(), |(_, _, d)| d.clone())
-        }),
-    };
+    let config = scenario.sim_config(seed, names.clone());
     let mut sim = Sim::new(config, Mon::wrap(nodes, interval), faults.clone());
     let monitor_id = NodeId(names.len() as u32 - 1);
     let replicas: Vec<NodeId> = sim.node(monitor_id).monitor().expect("the monitor").replicas.clone();

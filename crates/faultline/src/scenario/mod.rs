@@ -285,12 +285,19 @@ impl Scenario {
 
     /// Builds the simulation of case `case` over the given state machines, one per node.
     pub fn build_with<P: Protocol>(&self, nodes: Vec<P>, case: usize, seed: u64) -> Sim<P> {
+        Sim::new(self.sim_config(seed, self.node_names()), nodes, self.faults(case, seed))
+    }
+
+    /// The simulator's configuration for a run under `seed` with these node names (the
+    /// scenario's, or more: nodes added after them, such as `faultline signals`' monitor,
+    /// get the default latency).
+    pub fn sim_config(&self, seed: u64, names: Vec<String>) -> SimConfig {
         let links = self.links.clone();
         let default = self.latency.clone();
-        let config = SimConfig {
+        SimConfig {
             seed,
             limits: self.limits.clone(),
-            names: self.node_names(),
+            names,
             latency: Box::new(move |from, to| {
                 links
                     .iter()
@@ -298,8 +305,7 @@ impl Scenario {
                     .find(|(f, t, _)| *f == from && *t == to)
                     .map_or_else(|| default.clone(), |(_, _, d)| d.clone())
             }),
-        };
-        Sim::new(config, nodes, self.faults(case, seed))
+        }
     }
 
     /// The faults case `case` runs with under `seed`: its fixed faults, then its swarm draw.
