@@ -21,7 +21,6 @@ use serde::Serialize;
 
 use super::Recording;
 use crate::diagnose::{Diagnoser, Model as Verdict, ReplicaVerdict};
-use crate::fault::Model;
 use crate::signals::Signal;
 
 /// The figures of one diagnoser (the real one, or the baseline).
@@ -158,7 +157,7 @@ pub fn score(rec: Recording, grace_s: f64, warmup_s: f64) -> Score {
             if l.time_s < t {
                 continue;
             }
-            let mut models: Vec<&'static str> = l.faults.iter().map(|(_, m)| model_name(*m)).collect();
+            let mut models: Vec<&'static str> = l.faults.iter().map(|(_, m)| m.name()).collect();
             models.sort_unstable();
             models.dedup();
             let verdict = report.replicas.iter().find(|r| r.replica == l.replica).map(Named::of);
@@ -223,10 +222,6 @@ pub fn score(rec: Recording, grace_s: f64, warmup_s: f64) -> Score {
         score.baseline.missed += tracks[1].waiting.len() as u64;
     }
     score
-}
-
-fn model_name(m: Model) -> &'static str {
-    m.name()
 }
 
 fn pct(x: Option<f64>) -> String {
