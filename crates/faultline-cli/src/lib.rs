@@ -29,6 +29,7 @@ use faultline::workload::{Format as LibFormat, Registry, Tally, TraceSink, Varia
 use serde::Serialize;
 
 mod budget;
+mod check;
 mod diagnose;
 mod output;
 mod plot;
@@ -79,6 +80,23 @@ enum Format {
     Table,
     Json,
 }
+
+/// The models `faultline check` knows.
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Model {
+    Register,
+    Kv,
+}
+
+/// The history formats `faultline check` reads.
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum HistoryInput {
+    Edn,
+    Jsonl,
+}
+
+const CHECK_EXIT_CODES: &str = "Exit codes: 0 linearizable; 1 not linearizable; 2 bad input, usage or I/O error; \
+3 unknown (the --timeout or the memory budget ran out first: nothing is claimed).";
 
 /// The signals formats (docs/signals.md).
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -142,6 +160,11 @@ enum Command {
         /// leaves no partial file.
         #[arg(long, value_name = "MIB", default_value_t = TRACE_MAX_MB, value_parser = clap::value_parser!(u64).range(1..=TRACE_MAX_MB_LIMIT))]
         trace_max_mb: u64,
+        /// Write the clients' operation history to this file as Jepsen's EDN, which
+        /// `faultline check` (and Knossos or Porcupine) reads. One case: name it with --case
+        /// when the scenario has several. Workloads with clients only (Raft).
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
     },
     /// Run a scenario over a range of seeds, optionally varying one field.
     #[command(after_help = EXIT_CODES)]
@@ -257,6 +280,32 @@ enum Command {
         #[arg(long, value_enum, value_name = "FORMAT")]
         input_format: Option<InputFormat>,
     },
+    /// Check a history for linearizability: is there one order of its operations,
+    /// consistent with real time, that the model allows? Reads Jepsen's EDN (one map per
+    /// line) or the same as JSON lines, including what `faultline run --history` writes;
+    /// each key is checked apart, in parallel (docs/linearizability.md).
+    #[command(after_help = CHECK_EXIT_CODES)]
+    Check {
+        /// History files, each checked on its own.
+        #[arg(required = true)]
+        histories: Vec<PathBuf>,
+        /// The sequential specification: a register per key (read, write, cas) or a
+        /// key-value store of strings (get, put, append).
+        #[arg(long, value_enum, default_value_t = Model::Register)]
+        model: Model,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Give up after this many seconds per history: the verdict is then unknown
+        /// (exit 3), never a guess.
+        #[arg(long, value_name = "S", default_value_t = 60.0)]
+        timeout: f64,
+        /// Draw the counterexample's timeline as SVG to this file (written atomically).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+        /// The files' format (default: from the extension, else from the first bytes).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        input_format: Option<HistoryInput>,
+    },
     /// List the workloads this command line runs: each `protocol = "..."` a scenario may
     /// name (the first is the default), with what it is.
     #[command(after_help = EXIT_CODES)]
@@ -369,7 +418,8 @@ fn parse_seeds(s: &str) -> Result<SeedRange, String> {
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
     Ok,
-    /// Only liveness properties were violated: exit code 3.
+    /// Only liveness properties were violated (or, for `check`, the verdict is unknown):
+    /// exit code 3.
     Stalled,
     /// A safety property was violated: exit code 1, whatever else happened.
     Violated,
@@ -409,14 +459,15 @@ pub fn main(registry: &Registry) -> ExitCode {
     if let Err(e) = output::check_stdout_open().and_then(|()| output::install_cleanup()) {
         return fail(&e);
     }
-    budget::watch(cli.memory_mb.unwrap_or_else(budget::default_mb), cli.memory_mb.is_some());
+    let budget_mb = cli.memory_mb.unwrap_or_else(budget::default_mb);
+    budget::watch(budget_mb, cli.memory_mb.is_some());
     // A trace or plot on standard output takes it; the results then go to standard error.
     let results_to_stderr = match &cli.command {
         Command::Run { trace: Some(p), .. } | Command::Detect { plot: Some(p), .. } => output::is_stdout(p),
         _ => false,
     };
     let mut out = String::new();
-    let result = execute(registry, cli.command, &mut out);
+    let result = execute(registry, cli.command, budget_mb, &mut out);
     if results_to_stderr {
         let _ = std::io::stderr().lock().write_all(out.as_bytes());
     } else if let Err(e) = output::print(out.as_bytes()) {
@@ -453,7 +504,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Outcome> {
+fn execute(registry: &Registry, command: Command, budget_mb: u64, out: &mut String) -> Result<Outcome> {
     match command {
         Command::Demo { seed, format, coordinator } => {
             let (scenario, reproduce) = match &coordinator {
@@ -484,8 +535,8 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
             outp!(out, "{}", ran.output);
             Ok(verdict(&ran.violations, &reproduce))
         }
-        Command::Run { scenario, seed, overrides, case, format, trace, trace_max_mb } => {
-            if let Some(path) = &trace {
+        Command::Run { scenario, seed, overrides, case, format, trace, trace_max_mb, history } => {
+            for path in [&trace, &history].into_iter().flatten() {
                 output::check_output(path, &[&scenario])?;
             }
             let s = registry.load(&scenario, &overrides)?;
@@ -501,6 +552,13 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
                     ),
                 },
             };
+            if history.is_some() && cases.len() != 1 {
+                bail!(
+                    "{}: --history writes one case's history; the scenario has {}: name one with --case",
+                    scenario.display(),
+                    cases.len()
+                );
+            }
             let workload = registry.of(&s);
             let ran = match &trace {
                 None => workload.run(&s, &cases, seed, format.into(), &mut faultline::workload::NoTrace)?,
@@ -510,6 +568,12 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
                     workload.run(&s, &cases, seed, format.into(), &mut sink).context("writing the trace")
                 })?,
             };
+            if let Some(path) = &history {
+                let [Some(h)] = &ran.histories[..] else {
+                    bail!("--history: the {} workload keeps no client history", s.protocol());
+                };
+                output::write_output(path, &[&scenario], |f| Ok(f.write_all(h.to_edn().as_bytes())?))?;
+            }
             outp!(out, "{}", ran.output);
             Ok(verdict(&ran.violations, &reproduce_run(&scenario, seed, &overrides)))
         }
@@ -726,6 +790,21 @@ fn execute(registry: &Registry, command: Command, out: &mut String) -> Result<Ou
             let input_format = input_format.map(InputFormat::signals);
             diagnose::run(diagnose::Args { files, format, at, follow, input_format }, out)?;
             Ok(Outcome::Ok)
+        }
+        Command::Check { histories, model, format, timeout, plot, input_format } => {
+            let model = match model {
+                Model::Register => faultline::linear::ModelKind::Register,
+                Model::Kv => faultline::linear::ModelKind::Kv,
+            };
+            let input_format = input_format.map(|f| match f {
+                HistoryInput::Edn => faultline::linear::parse::Format::Edn,
+                HistoryInput::Jsonl => faultline::linear::parse::Format::Jsonl,
+            });
+            // The search's memo gets half the memory budget: past it the verdict is
+            // unknown, well before the budget's watchdog would stop the process.
+            let memo_bytes = (budget_mb * (1 << 20) / 2) as usize;
+            let args = check::Args { histories, model, format, timeout_s: timeout, memo_bytes, plot, input_format };
+            check::run(args, out)
         }
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {
             if let Some(r) = rounds {

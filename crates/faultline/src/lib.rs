@@ -26,6 +26,9 @@
 //! - [`diagnose`]: names the failure model each replica shows from its signals, with
 //!   evidence and the runbook step (on signals only: it reads real exports and simulated
 //!   ones alike);
+//! - [`linear`]: operation histories (Jepsen's EDN, JSON lines) and the linearizability
+//!   checker (Wing and Gong's search, Lowe's memo, one key at a time), which Raft's
+//!   workload runs on its clients' histories and `faultline check` on anyone's;
 //! - [`registry`]: the built-in workloads, the one list that names them.
 //!
 //! A run is a pure function of its scenario and seed:
@@ -47,6 +50,7 @@ pub mod diagnose;
 pub mod fault;
 pub mod input;
 pub mod latency;
+pub mod linear;
 pub mod observe;
 pub mod protocol;
 pub mod protocols;

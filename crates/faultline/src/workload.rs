@@ -94,6 +94,13 @@ pub trait Workload: Send + Sync + 'static {
     /// The properties `row` violated (its checkers' findings), the most telling first.
     fn violations(row: &Self::Row) -> Vec<Violation>;
 
+    /// The clients' operation history of the run, for `faultline run --history` (Jepsen's
+    /// EDN, which `faultline check` reads); `None` (the default) when the workload keeps
+    /// none.
+    fn history(_row: &Self::Row) -> Option<crate::linear::History> {
+        None
+    }
+
     /// Whether [`Workload::record`] derives signals (it returns `Some`).
     const OBSERVABLE: bool = false;
 
@@ -344,6 +351,8 @@ pub struct Ran {
     pub output: String,
     /// Per case run, in order: its name and its violations.
     pub violations: Vec<(String, Vec<Violation>)>,
+    /// Per case run, in order: the clients' history, when the workload keeps one.
+    pub histories: Vec<Option<crate::linear::History>>,
 }
 
 /// What a sweep printed, and its tallies.
@@ -477,6 +486,7 @@ impl<W: Workload> DynWorkload for W {
         let config = config_of::<W>(scenario);
         let mut rows = Vec::with_capacity(cases.len());
         let mut violations = Vec::with_capacity(cases.len());
+        let mut histories = Vec::with_capacity(cases.len());
         for &c in cases {
             let tracer = trace.start(scenario, c, seed)?;
             let wanted = tracer.is_some();
@@ -493,10 +503,11 @@ impl<W: Workload> DynWorkload for W {
                 None => {}
             }
             violations.push((scenario.cases[c].name.clone(), W::violations(&row)));
+            histories.push(W::history(&row));
             rows.push(row);
         }
         let output = W::render_run(scenario, seed, &drawn(scenario, cases, seed), &rows, format)?;
-        Ok(Ran { output, violations })
+        Ok(Ran { output, violations, histories })
     }
 
     fn sweep(

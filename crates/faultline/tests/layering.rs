@@ -22,6 +22,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("input.rs", &[]),
     ("trace.rs", &[]),
     ("signals", &["signals", "input"]),
+    // Histories and the linearizability checker: histories in, verdicts out.
+    ("linear", &["linear", "input", "rng"]),
     ("latency.rs", &["time", "rng"]),
     ("protocol", &["protocol", "time", "rng"]),
     ("fault.rs", &["protocol", "time", "rng", "latency"]),
@@ -39,8 +41,8 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "workload.rs",
         &[
-            "workload", "scenario", "check", "observe", "input", "protocol", "sim", "fault", "trace", "time", "rng",
-            "latency",
+            "workload", "scenario", "check", "observe", "linear", "input", "protocol", "sim", "fault", "trace", "time",
+            "rng", "latency",
         ],
     ),
 ];
@@ -62,6 +64,7 @@ const UPPER_HALF_MAY_NAME: &[&str] = &[
     "workload",
     "detect",
     "observe",
+    "linear",
 ];
 
 fn files(path: &Path) -> Vec<PathBuf> {

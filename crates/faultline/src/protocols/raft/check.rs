@@ -16,7 +16,11 @@
 //!   the chapter's KapitalKite incident);
 //! - **linearizable reads**: a read returns the value of a write that was applied, and no
 //!   write to that key that completed before the read began is ordered after it (the log
-//!   order of writes is the linearization; reads are checked against it).
+//!   order of writes is the linearization; reads are checked against it);
+//! - **linearizable**: the clients' whole history (writes and reads, with the outcomes the
+//!   clients saw: a timeout may or may not have happened) has one order, consistent with
+//!   real time, that a register per key allows; the general checker of `crate::linear`,
+//!   which needs neither the log nor any server's word, only what clients saw.
 //!
 //! Eventually (liveness): once the last fault has healed, a leader is elected and a new
 //! write commits within a stated budget.
@@ -25,6 +29,7 @@ use std::collections::BTreeMap;
 
 use super::{ClientResult, Command, LogEntry, Op, RaftObs};
 use crate::check::Violation;
+use crate::linear::{self, Budget, History, ModelKind, Operation, Val, Verdict};
 use crate::protocol::NodeId;
 use crate::sim::world::Observed;
 use crate::time::{Span, Time};
@@ -44,6 +49,7 @@ pub fn safety(obs: &[Observed<RaftObs>], final_logs: &[Vec<LogEntry>]) -> Vec<Vi
         durability(obs, final_logs),
         no_stale_confirmation(obs),
         linearizable_reads(obs),
+        linearizable(obs),
     ]
     .into_iter()
     .flatten()
@@ -326,6 +332,120 @@ pub fn linearizable_reads(obs: &[Observed<RaftObs>]) -> Option<Violation> {
         }
     }
     None
+}
+
+/// The search budget of the in-run check: deterministic (steps and memo bytes, no clock),
+/// and far above what a run's few hundred operations need.
+const LINEAR_STEPS: u64 = 20_000_000;
+const LINEAR_MEMO_BYTES: usize = 256 << 20;
+
+/// The clients' history, for `crate::linear` (a register per key): one operation per
+/// invocation, in the order the run observed them. A timeout (`Unknown`) or an operation
+/// still open when the run ended may have happened: `:info`. A definite failure did not
+/// happen and is dropped. As in Jepsen, a client whose operation ended unknown continues as
+/// a new process (`client + k * clients` after its k-th unknown). Also returns, per event
+/// position, when and where it was observed.
+pub fn history(obs: &[Observed<RaftObs>]) -> (History, Vec<(Time, NodeId)>) {
+    let clients = obs
+        .iter()
+        .filter_map(|o| match &o.obs {
+            RaftObs::Invoke { client, .. } => Some(*client as u64 + 1),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut unknowns: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut open: BTreeMap<(u32, u64), usize> = BTreeMap::new();
+    let mut ops: Vec<Option<Operation>> = Vec::new();
+    let mut at: Vec<(Time, NodeId)> = Vec::new();
+    let mut failed = 0;
+    for o in obs {
+        match &o.obs {
+            RaftObs::Invoke { client, seq, op } => {
+                let process = *client as u64 + unknowns.get(client).copied().unwrap_or(0) * clients;
+                let (key, call) = match *op {
+                    Op::Put { key, value } => (key, linear::Call::Write(Val::Int(value as i64))),
+                    Op::Get { key } => (key, linear::Call::Read),
+                };
+                let position = at.len() as u64;
+                open.insert((*client, *seq), ops.len());
+                ops.push(Some(Operation {
+                    process,
+                    key: Some(Val::Int(key as i64)),
+                    call,
+                    output: None,
+                    invoke: position,
+                    complete: None,
+                    line: position + 1,
+                    complete_line: None,
+                }));
+                at.push((o.time, o.node));
+            }
+            RaftObs::Outcome { client, seq, result } => {
+                let Some(i) = open.remove(&(*client, *seq)) else { continue };
+                let position = at.len() as u64;
+                at.push((o.time, o.node));
+                match result {
+                    ClientResult::Fail => {
+                        ops[i] = None;
+                        failed += 1;
+                    }
+                    ClientResult::Unknown => {
+                        *unknowns.entry(*client).or_insert(0) += 1;
+                        if let Some(op) = &mut ops[i] {
+                            op.complete_line = Some(position + 1);
+                        }
+                    }
+                    ClientResult::Ok { value } => {
+                        if let Some(op) = &mut ops[i] {
+                            op.complete = Some(position);
+                            op.complete_line = Some(position + 1);
+                            if op.call.is_read() {
+                                op.output = Some(value.map_or(Val::Nil, |v| Val::Int(v as i64)));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let events = at.len() as u64;
+    (History { ops: ops.into_iter().flatten().collect(), failed, events }, at)
+}
+
+/// Full linearizability of the clients' history, by `crate::linear`. Reported at the
+/// latest completion among the operations that cannot be ordered (when the anomaly was
+/// complete), naming them. A search that runs out of budget claims nothing.
+pub fn linearizable(obs: &[Observed<RaftObs>]) -> Option<Violation> {
+    let (history, at) = history(obs);
+    let report = linear::check(&history, ModelKind::Register, &Budget::steps(LINEAR_STEPS, LINEAR_MEMO_BYTES), false);
+    if report.verdict != Verdict::NotLinearizable {
+        return None;
+    }
+    let c = report.counterexample?;
+    let last = c.minimal.iter().map(|op| op.complete.unwrap_or(op.invoke)).max().unwrap_or(0);
+    let (time, node) = at.get(last as usize).copied().unwrap_or((Time::ZERO, NodeId(0)));
+    let key = c.key.as_ref().map_or_else(String::new, |k| format!("key {k}: "));
+    let ops: Vec<String> = c
+        .minimal
+        .iter()
+        .map(|op| {
+            let (t0, _) = at[op.invoke as usize];
+            let end = op
+                .complete
+                .map_or_else(|| "unknown".to_owned(), |r| format!("{:.3} s", at[r as usize].0.as_millis_f64() / 1e3));
+            format!("{op} [{:.3} s, {end}]", t0.as_millis_f64() / 1e3)
+        })
+        .collect();
+    let detail = format!(
+        "{key}no order consistent with real time explains these {} client operations: {} (the longest partial linearisation placed {} of the key's {})",
+        c.minimal.len(),
+        ops.join("; "),
+        c.longest.len(),
+        c.partition.len()
+    );
+    Some(violation("linearizable", time, node, detail))
 }
 
 /// Liveness: after `healed` (when the last fault ended), a leader exists and a write that

@@ -22,6 +22,9 @@ use crate::trace::Tracer;
 #[derive(Clone, Debug, Serialize)]
 pub struct RaftRow {
     pub case: String,
+    /// The clients' history (`faultline run --history`), not part of the printed row.
+    #[serde(skip)]
+    pub history: crate::linear::History,
     pub seed: u64,
     pub stop: StopReason,
     pub end_ms: f64,
@@ -185,6 +188,7 @@ pub fn run_case_traced(
     let (lag_max, lag_times_s, lag_series) = lag(&obs, config.servers);
     let messages = sim.stats().sends;
     let row = RaftRow {
+        history: checks::history(&obs).0,
         case: scenario.cases[case].name.clone(),
         seed,
         stop,

@@ -80,6 +80,9 @@ impl Workload for Raft {
     fn violations(row: &RaftRow) -> Vec<Violation> {
         row.violations.clone()
     }
+    fn history(row: &RaftRow) -> Option<crate::linear::History> {
+        Some(row.history.clone())
+    }
     const OBSERVABLE: bool = true;
     fn record(
         scenario: &Scenario,
