@@ -73,6 +73,8 @@ pub enum Step {
 pub struct Machine {
     kind: ModelKind,
     ids: BTreeMap<Val, u32>,
+    /// Register: id -> value.
+    values: Vec<Val>,
     /// Key-value model: id -> string (id 0 is "").
     strings: Vec<Box<str>>,
     by_string: BTreeMap<Box<str>, u32>,
@@ -84,7 +86,7 @@ impl Machine {
         ids.insert(Val::Nil, 0);
         let mut by_string = BTreeMap::new();
         by_string.insert(Box::from(""), 0);
-        Machine { kind, ids, strings: vec![Box::from("")], by_string }
+        Machine { kind, ids, values: vec![Val::Nil], strings: vec![Box::from("")], by_string }
     }
 
     /// The state every key starts in.
@@ -103,8 +105,13 @@ impl Machine {
     fn intern(&mut self, v: &Val) -> u32 {
         match self.kind {
             ModelKind::Register => {
-                let next = self.ids.len() as u32;
-                *self.ids.entry(v.clone()).or_insert(next)
+                if let Some(&id) = self.ids.get(v) {
+                    return id;
+                }
+                let id = self.values.len() as u32;
+                self.ids.insert(v.clone(), id);
+                self.values.push(v.clone());
+                id
             }
             ModelKind::Kv => match v {
                 Val::Nil => 0,
@@ -159,9 +166,7 @@ impl Machine {
     /// The value a state stands for, as a history spells it.
     pub fn describe(&self, state: u32) -> String {
         match self.kind {
-            ModelKind::Register => {
-                self.ids.iter().find(|(_, id)| **id == state).map_or_else(|| "?".to_owned(), |(v, _)| v.to_string())
-            }
+            ModelKind::Register => self.values.get(state as usize).map_or_else(|| "?".to_owned(), Val::to_string),
             ModelKind::Kv => {
                 let s = &self.strings[state as usize];
                 if s.is_empty() { "nil".to_owned() } else { format!("{s:?}") }

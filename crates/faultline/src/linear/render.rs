@@ -88,7 +88,21 @@ pub fn longest_text(c: &Counterexample, indent: &str) -> String {
     for (k, (op, state)) in c.longest.iter().enumerate().skip(skip) {
         let _ = writeln!(s, "{indent}#{:<5} line {:<6} {:<32} state {state}", k + 1, op.line, op.to_string());
     }
+    if let Some(op) = stuck(c) {
+        let _ = writeln!(s, "{indent}then the next operation to return cannot be placed: line {} {op}", op.line);
+    }
     s
+}
+
+/// The operation the longest partial linearisation could not get past: of those it left
+/// out, the first to return.
+pub fn stuck(c: &Counterexample) -> Option<&Operation> {
+    let placed: std::collections::BTreeSet<u64> = c.longest.iter().map(|(op, _)| op.invoke).collect();
+    c.partition
+        .iter()
+        .filter(|o| !placed.contains(&o.invoke))
+        .filter(|o| o.complete.is_some())
+        .min_by_key(|o| o.complete)
 }
 
 /// The timeline: a row per event (invocation or completion) of the window's operations,

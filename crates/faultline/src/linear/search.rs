@@ -9,7 +9,13 @@
 //! later, and no order so far allowed it). The list empty is a linearisation; the stack
 //! empty with a return at the head is a proof there is none. This is Porcupine's
 //! `checkSingle`, with the memo keyed by a Zobrist hash of the set (updated in O(1) per
-//! step) and the longest partial linearisation kept incrementally.
+//! step) and the longest partial linearisation kept incrementally. Two reductions on top,
+//! both held to the brute-force checker's verdicts in `tests.rs`:
+//! - at each new node, a pending read the current state allows is linearised first and
+//!   alone (a read changes nothing, and everything that must precede it already has), so
+//!   reads never multiply the orders tried;
+//! - a write nobody read is never a choice of its own: it goes just before the next write
+//!   the search linearises (hidden by it), or at its return if still pending then.
 
 use super::model::{Machine, ModelKind, Step};
 use super::{Operation, Val};
@@ -110,8 +116,57 @@ impl std::hash::Hasher for Ident {
     }
 }
 
-/// A memoised (linearised set, state) pair.
-type Pair = (Box<[u64]>, u32);
+/// A memoised (linearised set, state) pair: the set as [`Bits::key`].
+type Pair = (u32, Box<[u64]>, u32);
+
+/// The linearised set, as a bitset that knows its full prefix: operations are numbered in
+/// invocation order and linearised roughly in that order, so the words below `floor` are
+/// all ones and those above `top` all zeros. The memo keeps only the words between, which
+/// is the span of concurrency, not the length of the history (a 100,000-operation history
+/// would otherwise copy 12.5 KB per memo entry).
+struct Bits {
+    words: Vec<u64>,
+    /// Set bits per word.
+    pop: Vec<u8>,
+    /// The first word not all ones.
+    floor: usize,
+    /// The last word with a bit set (0 when none is).
+    top: usize,
+}
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        let len = n.div_ceil(64).max(1);
+        Bits { words: vec![0; len], pop: vec![0; len], floor: 0, top: 0 }
+    }
+
+    fn insert(&mut self, op: usize) {
+        let w = op / 64;
+        self.words[w] |= 1 << (op % 64);
+        self.pop[w] += 1;
+        self.top = self.top.max(w);
+        while self.floor < self.words.len() && self.pop[self.floor] == 64 {
+            self.floor += 1;
+        }
+    }
+
+    fn remove(&mut self, op: usize) {
+        let w = op / 64;
+        self.words[w] &= !(1 << (op % 64));
+        self.pop[w] -= 1;
+        self.floor = self.floor.min(w);
+        while self.top > 0 && self.pop[self.top] == 0 {
+            self.top -= 1;
+        }
+    }
+
+    /// A canonical key: the first word not all ones, and the words from it to the last set.
+    fn key(&self) -> (u32, &[u64]) {
+        let hi = self.top.max(self.floor.saturating_sub(1)) + 1;
+        let lo = self.floor.min(hi);
+        (self.floor as u32, &self.words[lo..hi.min(self.words.len())])
+    }
+}
 
 /// Lowe's memo: (set, state) pairs met, bucketed by their hash. Used for membership only,
 /// never iterated, so a hash map's order cannot leak into any result.
@@ -128,15 +183,15 @@ impl Memo {
     }
 
     /// Inserts the pair; false when it was there already.
-    fn insert(&mut self, hash: u64, set: &[u64], state: u32) -> bool {
+    fn insert(&mut self, hash: u64, (floor, set): (u32, &[u64]), state: u32) -> bool {
         let bucket = self.buckets.entry(hash).or_default();
-        if bucket.iter().any(|(s, st)| *st == state && **s == *set) {
+        if bucket.iter().any(|(f, s, st)| *st == state && *f == floor && **s == *set) {
             return false;
         }
-        bucket.push((set.into(), state));
+        bucket.push((floor, set.into(), state));
         self.len += 1;
-        // The set, its box, the state, and the bucket's share of the table.
-        self.bytes += set.len() * 8 + 16 + 4 + 32;
+        // The words, their box, floor and state, and the bucket's share of the table.
+        self.bytes += set.len() * 8 + 16 + 8 + 32;
         true
     }
 }
@@ -153,10 +208,10 @@ pub fn search(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>) -> Search
     search_with(kind, ops, budget, true)
 }
 
-/// [`search`], or with `memoise` false Wing and Gong's search as they published it, which
-/// explores the same (set, state) pair again each time a different order reaches it: the
-/// baseline of the benchmark (`cargo bench --bench linearizability`).
-pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, memoise: bool) -> Searched {
+/// [`search`], or with `optimised` false Wing and Gong's search as they published it (no
+/// memo, no forced reads), which explores the same (set, state) pair again each time a
+/// different order reaches it: the baseline of `cargo bench --bench linearizability`.
+pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, optimised: bool) -> Searched {
     let (mut machine, steps) = compile(kind, ops);
     let n = ops.len();
     // Nodes: 0 head, 1 tail, then 2 + 2i the call of op i and 3 + 2i its return.
@@ -179,19 +234,26 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, memo
     next[last as usize] = 1;
     prev[1] = last;
 
-    let words = n.div_ceil(64).max(1);
-    let mut set = vec![0u64; words];
+    // Writes nobody read (their value no read returned, no cas expected): see `Hidden`.
+    let hidden: Vec<bool> = if optimised {
+        let unread = super::unread_writes(kind, ops);
+        (0..n).map(|i| unread[i] && matches!(steps[i], Step::Write(_) | Step::Append(_))).collect()
+    } else {
+        vec![false; n]
+    };
+
+    let mut set = Bits::new(n);
     let mut memo = Memo::new();
     let mut state = Machine::INIT;
     let mut hash = mix_state(state);
-    // (call node, state before, hash before)
-    let mut stack: Vec<(u32, u32, u64)> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
     let mut best: Vec<(u32, u32)> = Vec::new(); // (op, state after)
     let mut common = 0usize; // stack[..common] is best[..common]
     let mut entry = next[0];
     let mut count = 0u64;
 
-    let verdict = loop {
+    let mut fresh = true;
+    let verdict = 'search: loop {
         if next[0] == 1 {
             break Ok(Verdict::Linearizable);
         }
@@ -207,41 +269,132 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, memo
                 break Err(Exhausted::Stopped);
             }
         }
-        let is_call = entry.is_multiple_of(2);
-        if is_call {
-            let op = (entry as usize - 2) / 2;
+        let mut dead = false;
+        // At a new node, a pending read the state allows goes first, and alone: it changes
+        // no state, and every operation that must precede it already has (its call is
+        // before the first return), so if any order completes from here, one with the
+        // read first does. No other choice is tried at this node.
+        if fresh && optimised {
+            fresh = false;
+            let mut e = next[0];
+            while e != 1 && e.is_multiple_of(2) {
+                let op = (e as usize - 2) / 2;
+                if matches!(steps[op], Step::Read(None)) || steps[op] == Step::Read(Some(state)) {
+                    set.insert(op);
+                    let new_hash = hash ^ zobrist(op);
+                    if memo.insert(new_hash, set.key(), state) {
+                        stack.push(Frame { call: e, before: state, after: state, hash, kind: Kind::Forced });
+                        hash = new_hash;
+                        lift(&mut next, &mut prev, e);
+                        keep_longest(&mut best, &mut common, &stack);
+                        entry = next[0];
+                        fresh = true;
+                        continue 'search;
+                    }
+                    // Explored before from here, without success: this node is dead.
+                    set.remove(op);
+                    dead = true;
+                    break;
+                }
+                e = next[e as usize];
+            }
+        }
+        // The return of a write nobody read, still pending: it goes now, the one choice
+        // left at this node (the calls before this return were tried already).
+        if !dead && !entry.is_multiple_of(2) && hidden[(entry as usize - 3) / 2] {
+            let call = entry - 1;
+            let op = (call as usize - 2) / 2;
             if let Some(after) = machine.step(state, steps[op]) {
+                set.insert(op);
                 let new_hash = hash ^ zobrist(op) ^ mix_state(state) ^ mix_state(after);
-                set[op / 64] |= 1 << (op % 64);
-                if !memoise || memo.insert(new_hash, &set, after) {
-                    stack.push((entry, state, hash));
+                if memo.insert(new_hash, set.key(), after) {
+                    stack.push(Frame { call, before: state, after, hash, kind: Kind::Forced });
+                    state = after;
+                    hash = new_hash;
+                    lift(&mut next, &mut prev, call);
+                    keep_longest(&mut best, &mut common, &stack);
+                    entry = next[0];
+                    fresh = true;
+                    continue;
+                }
+                set.remove(op);
+            }
+            dead = true;
+        }
+        if !dead && entry.is_multiple_of(2) {
+            let op = (entry as usize - 2) / 2;
+            if hidden[op] {
+                // Never a choice of its own: it goes in a block before another write, or
+                // at its return.
+                entry = next[entry as usize];
+                continue;
+            }
+            if let Some(after) = machine.step(state, steps[op]) {
+                // A write first takes every pending write nobody read, just before it, where
+                // it hides them: placing them there is always as good as anywhere later.
+                let mut block: Vec<u32> = Vec::new();
+                let mut block_hash = hash;
+                if matches!(steps[op], Step::Write(_)) && optimised {
+                    let mut e = next[0];
+                    while e != 1 && e.is_multiple_of(2) {
+                        let u = (e as usize - 2) / 2;
+                        if hidden[u] {
+                            block.push(e);
+                            set.insert(u);
+                            block_hash ^= zobrist(u);
+                        }
+                        e = next[e as usize];
+                    }
+                }
+                let new_hash = block_hash ^ zobrist(op) ^ mix_state(state) ^ mix_state(after);
+                set.insert(op);
+                if !optimised || memo.insert(new_hash, set.key(), after) {
+                    // The block's states before each are the state before the write: they
+                    // are hidden, so the state the write sees does not matter to it.
+                    for &e in &block {
+                        let own = machine.step(state, steps[(e as usize - 2) / 2]).unwrap_or(state);
+                        stack.push(Frame { call: e, before: state, after: own, hash, kind: Kind::Attached });
+                        lift(&mut next, &mut prev, e);
+                    }
+                    stack.push(Frame { call: entry, before: state, after, hash, kind: Kind::Choice });
                     state = after;
                     hash = new_hash;
                     lift(&mut next, &mut prev, entry);
-                    if stack.len() > best.len() {
-                        best.truncate(common);
-                        for (k, &(e, _, _)) in stack.iter().enumerate().skip(common) {
-                            let after = stack.get(k + 1).map_or(state, |s| s.1);
-                            best.push(((e - 2) / 2, after));
-                        }
-                        common = stack.len();
-                    }
+                    keep_longest(&mut best, &mut common, &stack);
                     entry = next[0];
+                    fresh = true;
                     continue;
                 }
-                set[op / 64] &= !(1 << (op % 64));
+                set.remove(op);
+                for &e in &block {
+                    set.remove((e as usize - 2) / 2);
+                }
             }
             entry = next[entry as usize];
-        } else {
-            let Some((call, before, h)) = stack.pop() else { break Ok(Verdict::NotLinearizable) };
-            common = common.min(stack.len());
-            let op = (call as usize - 2) / 2;
-            set[op / 64] &= !(1 << (op % 64));
-            state = before;
-            hash = h;
-            unlift(&mut next, &mut prev, call);
-            entry = next[call as usize];
+            continue;
         }
+        // A return whose call is not linearised (or a dead node): undo the last choice
+        // (with the block it took), and past forced steps, the choice before them.
+        loop {
+            let Some(f) = stack.pop() else { break 'search Ok(Verdict::NotLinearizable) };
+            undo(&f, &mut set, &mut next, &mut prev);
+            state = f.before;
+            hash = f.hash;
+            match f.kind {
+                Kind::Forced => continue,
+                Kind::Attached => unreachable!("a block is undone with its write"),
+                Kind::Choice => {
+                    while stack.last().is_some_and(|g| g.kind == Kind::Attached) {
+                        let g = stack.pop().expect("checked");
+                        undo(&g, &mut set, &mut next, &mut prev);
+                    }
+                    common = common.min(stack.len());
+                    entry = next[f.call as usize];
+                    break;
+                }
+            }
+        }
+        common = common.min(stack.len());
     };
     let longest = best.iter().map(|&(op, st)| (op as usize, machine.describe(st))).collect();
     let (verdict, exhausted) = match verdict {
@@ -249,6 +402,49 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, memo
         Err(e) => (Verdict::Unknown, Some(e)),
     };
     Searched { verdict, exhausted, steps: count, memo_states: memo.len, longest }
+}
+
+/// How an operation came to be linearised.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A choice among the node's pending calls: undone, the next one is tried.
+    Choice,
+    /// The node's only option (a read the state allows, or a pending write nobody read at
+    /// its return): undone, the choice before it is undone too.
+    Forced,
+    /// A write nobody read, placed just before the write above it on the stack (hidden by
+    /// it): undone with that write.
+    Attached,
+}
+
+/// One linearised operation on the search stack: its call node, the state and hash
+/// before it.
+struct Frame {
+    call: u32,
+    before: u32,
+    /// The state it left (for an attached write, what it would leave on its own).
+    after: u32,
+    hash: u64,
+    kind: Kind,
+}
+
+fn undo(f: &Frame, set: &mut Bits, next: &mut [u32], prev: &mut [u32]) {
+    let op = (f.call as usize - 2) / 2;
+    set.remove(op);
+    unlift(next, prev, f.call);
+}
+
+/// Extends `best` (the longest partial linearisation: op and state after) when the stack
+/// passed it; `stack[..common]` is already `best[..common]`, so only the rest is copied.
+fn keep_longest(best: &mut Vec<(u32, u32)>, common: &mut usize, stack: &[Frame]) {
+    if stack.len() <= best.len() {
+        return;
+    }
+    best.truncate(*common);
+    for f in &stack[*common..] {
+        best.push(((f.call - 2) / 2, f.after));
+    }
+    *common = stack.len();
 }
 
 /// Takes a call and its return out of the list (dancing links: `unlift` restores them).
