@@ -1,6 +1,6 @@
 //! `faultline check`: is a history linearizable? Reads Jepsen's EDN or JSON lines, checks
 //! with `faultline::linear` (each key apart, in parallel), and prints the verdict with,
-//! when it fails, the smallest set of operations that cannot be ordered, the longest
+//! when it fails, a minimal set of operations that cannot be ordered, the longest
 //! partial linearisation and a per-process timeline (text, and SVG with --plot).
 
 // The checker's deadline is a wall-clock budget: a command's job, not the simulator's.
@@ -133,10 +133,14 @@ fn table(out: &mut String, file: &str, r: &Report, elapsed: Duration, timeout_s:
 
 fn counterexample(out: &mut String, c: &Counterexample) {
     let key = c.key.as_ref().map_or_else(String::new, |k| format!(" of key {k}"));
-    let smallest = if c.minimal_complete { "the smallest set" } else { "a set (the reduction ran out of budget)" };
+    let (set, why) = if c.minimal_complete {
+        ("a minimal set", "without any one of them, the rest can be ordered")
+    } else {
+        ("a set", "the reduction ran out of budget before it was minimal")
+    };
     let _ = writeln!(
         out,
-        "\n  {smallest} of operations{key} that cannot be ordered ({} of {}):",
+        "\n  {set} of operations{key} that cannot be ordered ({} of {}; {why}):",
         c.minimal.len(),
         c.partition.len()
     );

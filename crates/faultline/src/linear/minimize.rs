@@ -1,4 +1,4 @@
-//! The smallest set of operations that cannot be ordered: delta debugging (Zeller and
+//! A minimal set of operations that cannot be ordered: delta debugging (Zeller and
 //! Hildebrandt's ddmin) over a non-linearizable partition, re-checking each candidate with
 //! the search itself, so every set it reports is proven unorderable, never guessed.
 //!
@@ -21,16 +21,21 @@ const MAX_CHECKS: u32 = 4_000;
 const MAX_TOTAL_STEPS: u64 = 50_000_000;
 
 /// Reduces `ops` (a non-linearizable partition, sorted by invocation; `found` its search)
-/// to a smallest set that is still not linearizable. Returns the set in invocation order
+/// to a minimal set that is still not linearizable (removing any one operation, with the
+/// writes it read from, lets the rest be ordered; ddmin's 1-minimality, not the smallest
+/// of all such sets). Returns the set in invocation order
 /// and whether the reduction finished (false: the budget ran out first).
 pub fn minimize(kind: ModelKind, ops: &[Operation], found: &Searched, budget: &Budget<'_>) -> (Vec<Operation>, bool) {
     let check_budget = Budget { max_steps: STEPS_PER_CHECK.min(budget.max_steps), ..*budget };
     let mut checks = 0u32;
     let mut steps = 0u64;
-    let mut complete = true;
+    let complete = std::cell::Cell::new(true);
+    // Set when the budget is spent: the reduction then stops where it is.
+    let spent = std::cell::Cell::new(false);
     let mut unorderable = |set: &[usize]| -> bool {
         if checks >= MAX_CHECKS || steps >= MAX_TOTAL_STEPS || (budget.stop)() {
-            complete = false;
+            complete.set(false);
+            spent.set(true);
             return false;
         }
         checks += 1;
@@ -38,7 +43,7 @@ pub fn minimize(kind: ModelKind, ops: &[Operation], found: &Searched, budget: &B
         let s = search::search(kind, &sub, &check_budget);
         steps += s.steps;
         if s.verdict == Verdict::Unknown {
-            complete = false;
+            complete.set(false);
         }
         s.verdict == Verdict::NotLinearizable
     };
@@ -66,7 +71,7 @@ pub fn minimize(kind: ModelKind, ops: &[Operation], found: &Searched, budget: &B
                 cur = window;
                 break;
             }
-            if from == 0 {
+            if from == 0 || spent.get() {
                 break;
             }
             last *= 2;
@@ -74,7 +79,7 @@ pub fn minimize(kind: ModelKind, ops: &[Operation], found: &Searched, budget: &B
     }
 
     let mut n = 2usize;
-    while cur.len() >= 2 {
+    while cur.len() >= 2 && !spent.get() {
         let chunk = cur.len().div_ceil(n);
         let mut reduced = false;
         for start in (0..cur.len()).step_by(chunk) {
@@ -86,6 +91,9 @@ pub fn minimize(kind: ModelKind, ops: &[Operation], found: &Searched, budget: &B
                 reduced = true;
                 break;
             }
+            if spent.get() {
+                break;
+            }
         }
         if !reduced {
             if n >= cur.len() {
@@ -94,7 +102,7 @@ pub fn minimize(kind: ModelKind, ops: &[Operation], found: &Searched, budget: &B
             n = (2 * n).min(cur.len());
         }
     }
-    (cur.into_iter().map(|i| ops[i].clone()).collect(), complete)
+    (cur.into_iter().map(|i| ops[i].clone()).collect(), complete.get())
 }
 
 /// `all` without `keep` (both sorted).
@@ -135,7 +143,8 @@ impl<'a> Feeders<'a> {
         };
         match (self.kind, &w.call) {
             (ModelKind::Register, Call::Write(v) | Call::Cas { new: v, .. }) => v == seen,
-            (ModelKind::Kv, Call::Put(v)) => !text(v).is_empty() && text(seen).starts_with(&text(v)),
+            // Any put of a prefix (a put of "" too: it resets the key for what follows).
+            (ModelKind::Kv, Call::Put(v)) => text(seen).starts_with(&text(v)),
             (ModelKind::Kv, Call::Append(p)) => !text(p).is_empty() && text(seen).contains(&text(p)),
             _ => false,
         }
@@ -163,9 +172,6 @@ impl<'a> Feeders<'a> {
         let mut pending: Vec<usize> = keep.clone();
         while let Some(r) = pending.pop() {
             let Some(seen) = Self::reads(&self.ops[r]) else { continue };
-            if *seen == Val::Nil {
-                continue;
-            }
             let writers = match self.kind {
                 ModelKind::Register => self.by_value.get(seen).map_or(&[][..], Vec::as_slice),
                 ModelKind::Kv => &self.strings[..],

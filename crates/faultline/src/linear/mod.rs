@@ -17,7 +17,7 @@
 //! never. The search gives it a return at the end of time: linearised last, its effect is
 //! unseen, which is the same as never happening.
 //!
-//! When a history is not linearizable, [`minimize`] finds a smallest set of operations
+//! When a history is not linearizable, [`minimize`] finds a minimal set of operations
 //! that cannot be ordered, and the search reports the longest partial linearisation it
 //! found; [`render`] draws both per process. docs/linearizability.md is the reference.
 
@@ -207,12 +207,12 @@ pub struct PartitionReport {
 pub struct Counterexample {
     /// The partition it is in.
     pub key: Option<Val>,
-    /// A smallest set of operations that cannot be ordered: the sub-history of these alone
+    /// A minimal set of operations that cannot be ordered: the sub-history of these alone
     /// is not linearizable, and removing any one of them (with the writes it read from)
     /// makes it so. In invocation order.
     pub minimal: Vec<Operation>,
     /// Whether the reduction ran to the end (false: the budget ran out first, and the set
-    /// is smaller than the partition but perhaps not the smallest).
+    /// is smaller than the partition but perhaps not minimal).
     pub minimal_complete: bool,
     /// The longest partial linearisation the search met, with the state after each.
     pub longest: Vec<(Operation, String)>,
@@ -317,6 +317,14 @@ pub fn check(history: &History, model: ModelKind, budget: &Budget<'_>, parallel:
         (key.clone(), ops, found)
     };
     let results: Vec<_> = if parallel { parts.par_iter().map(run).collect() } else { parts.iter().map(run).collect() };
+    // A key whose search ran out of memory while sharing it is searched again alone, with
+    // all of it: then no verdict depends on how many threads there were.
+    let mut results = results;
+    for (_, ops, found) in results.iter_mut() {
+        if threads > 1 && found.exhausted == Some(Exhausted::Memory) {
+            *found = search::search(model, ops, budget);
+        }
+    }
     let verdict = results.iter().map(|(_, _, s)| s.verdict).max().unwrap_or(Verdict::Linearizable);
     let partitions = results
         .iter()
@@ -332,7 +340,7 @@ pub fn check(history: &History, model: ModelKind, budget: &Budget<'_>, parallel:
     let counterexample =
         results.into_iter().find(|(_, _, s)| s.verdict == Verdict::NotLinearizable).map(|(key, ops, s)| {
             let longest = s.longest.iter().map(|(i, st)| (ops[*i].clone(), st.clone())).collect();
-            let (minimal, minimal_complete) = minimize::minimize(model, &ops, &s, &share);
+            let (minimal, minimal_complete) = minimize::minimize(model, &ops, &s, budget);
             Counterexample { key, minimal, minimal_complete, longest, partition: ops }
         });
     Report {

@@ -78,6 +78,7 @@ pub struct Machine {
     /// Key-value model: id -> string (id 0 is "").
     strings: Vec<Box<str>>,
     by_string: BTreeMap<Box<str>, u32>,
+    string_bytes: usize,
 }
 
 impl Machine {
@@ -86,7 +87,7 @@ impl Machine {
         ids.insert(Val::Nil, 0);
         let mut by_string = BTreeMap::new();
         by_string.insert(Box::from(""), 0);
-        Machine { kind, ids, values: vec![Val::Nil], strings: vec![Box::from("")], by_string }
+        Machine { kind, ids, values: vec![Val::Nil], strings: vec![Box::from("")], by_string, string_bytes: 0 }
     }
 
     /// The state every key starts in.
@@ -128,6 +129,7 @@ impl Machine {
             return id;
         }
         let id = self.strings.len() as u32;
+        self.string_bytes += 2 * s.len() + 96;
         self.strings.push(Box::from(s));
         self.by_string.insert(Box::from(s), id);
         id
@@ -161,6 +163,12 @@ impl Machine {
                 Some(self.string_id(&joined))
             }
         }
+    }
+
+    /// Bytes held by the strings the key-value model reached (each kept twice, with its
+    /// allocations and its map entry).
+    pub fn bytes(&self) -> usize {
+        self.string_bytes
     }
 
     /// The value a state stands for, as a history spells it.

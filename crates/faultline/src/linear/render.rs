@@ -16,7 +16,7 @@ pub const LONGEST_SHOWN: usize = 12;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Marked<'a> {
     pub op: &'a Operation,
-    /// In the smallest set that cannot be ordered.
+    /// In the minimal set that cannot be ordered.
     pub in_set: bool,
     /// Its place (from 1) in the longest partial linearisation.
     pub placed: Option<usize>,

@@ -190,8 +190,10 @@ impl Memo {
         }
         bucket.push((floor, set.into(), state));
         self.len += 1;
-        // The words, their box, floor and state, and the bucket's share of the table.
-        self.bytes += set.len() * 8 + 16 + 8 + 32;
+        // The words and their allocation, the pair in its bucket, the bucket's own
+        // allocation (four pairs at first) and its slot in the table at its load factor:
+        // a conservative count, so the budget holds for what the allocator really holds.
+        self.bytes += set.len() * 8 + 32 + 24 + 96 + 40;
         true
     }
 }
@@ -262,7 +264,7 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, opti
             if count > budget.max_steps {
                 break Err(Exhausted::Steps);
             }
-            if memo.bytes > budget.max_memo_bytes {
+            if memo.bytes + machine.bytes() > budget.max_memo_bytes {
                 break Err(Exhausted::Memory);
             }
             if (budget.stop)() {
