@@ -136,16 +136,18 @@ impl<'a> Feeders<'a> {
 
     /// Whether `w` could have produced (a part of) `seen`.
     fn feeds(&self, w: &Operation, seen: &Val) -> bool {
-        let text = |v: &Val| match v {
-            Val::Str(s) => s.to_string(),
-            Val::Int(i) => i.to_string(),
-            Val::Nil => String::new(),
-        };
+        fn text(v: &Val) -> std::borrow::Cow<'_, str> {
+            match v {
+                Val::Str(s) => std::borrow::Cow::Borrowed(s),
+                Val::Int(i) => std::borrow::Cow::Owned(i.to_string()),
+                Val::Nil => std::borrow::Cow::Borrowed(""),
+            }
+        }
         match (self.kind, &w.call) {
             (ModelKind::Register, Call::Write(v) | Call::Cas { new: v, .. }) => v == seen,
             // Any put of a prefix (a put of "" too: it resets the key for what follows).
-            (ModelKind::Kv, Call::Put(v)) => text(seen).starts_with(&text(v)),
-            (ModelKind::Kv, Call::Append(p)) => !text(p).is_empty() && text(seen).contains(&text(p)),
+            (ModelKind::Kv, Call::Put(v)) => text(seen).starts_with(&*text(v)),
+            (ModelKind::Kv, Call::Append(p)) => !text(p).is_empty() && text(seen).contains(&*text(p)),
             _ => false,
         }
     }
