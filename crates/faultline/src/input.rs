@@ -37,6 +37,32 @@ pub fn read_bounded(path: &Path, max_bytes: usize, what: &'static str) -> Result
     Ok(bytes)
 }
 
+/// An error at a place in a file: `file:line:column: field: message`, one line. The
+/// readers of signals and of histories report their errors in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+pub struct Located {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub field: String,
+    pub message: String,
+}
+
+impl Located {
+    /// An error at `line` and `column` (both from 1) of `file`, about `field`; every part
+    /// folded onto one line.
+    pub fn at(file: &str, line: u64, column: u64, field: &str, message: impl Into<String>) -> Located {
+        Located {
+            file: one_line(file),
+            line: line.max(1),
+            column: column.max(1),
+            field: one_line(field),
+            message: one_line(&message.into()),
+        }
+    }
+}
+
 impl InputError {
     /// `bytes` of `file` pass `max_bytes`: the error, located at the first byte past it.
     pub fn too_large(file: &str, bytes: &[u8], max_bytes: usize, what: &'static str) -> InputError {

@@ -244,20 +244,14 @@ pub struct Sample {
 pub enum SignalsError {
     #[error(transparent)]
     Input(#[from] crate::input::InputError),
-    #[error("{file}:{line}:{column}: {field}: {message}")]
-    Invalid { file: String, line: u64, column: u64, field: String, message: String },
+    #[error(transparent)]
+    Invalid(#[from] crate::input::Located),
 }
 
 impl SignalsError {
     /// An error at `line` and `column` (both from 1) of `file`, about `field`.
     pub fn at(file: &str, line: u64, column: u64, field: &str, message: impl Into<String>) -> SignalsError {
-        SignalsError::Invalid {
-            file: crate::input::one_line(file),
-            line: line.max(1),
-            column: column.max(1),
-            field: crate::input::one_line(field),
-            message: crate::input::one_line(&message.into()),
-        }
+        SignalsError::Invalid(crate::input::Located::at(file, line, column, field, message))
     }
 }
 
