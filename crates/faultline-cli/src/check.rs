@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use faultline::linear::parse::{Format as HistoryFormat, read_path};
+use faultline::linear::parse::{Format as HistoryFormat, MAX_HISTORY_BYTES, parse, read_path};
 use faultline::linear::render::{self, call_text};
 use faultline::linear::{Budget, Counterexample, ModelKind, Operation, Report, Verdict, check};
 use serde_json::{Value, json};
@@ -38,6 +38,9 @@ pub fn run(args: Args, out: &mut String) -> Result<Outcome> {
         bail!("--timeout: must be a positive number of seconds");
     }
     let timeout = Duration::from_secs_f64(args.timeout_s.min(1e9));
+    if args.histories.iter().filter(|p| *p == Path::new("-")).count() > 1 {
+        bail!("standard input (-) can be read once");
+    }
     if let Some(plot) = &args.plot {
         let inputs: Vec<&Path> = args.histories.iter().map(PathBuf::as_path).collect();
         output::check_output(plot, &inputs)?;
@@ -46,7 +49,7 @@ pub fn run(args: Args, out: &mut String) -> Result<Outcome> {
     let histories = args
         .histories
         .iter()
-        .map(|p| Ok((p.display().to_string(), read_path(p, args.input_format, args.model)?)))
+        .map(|p| Ok((p.display().to_string(), read(p, args.input_format, args.model)?)))
         .collect::<Result<Vec<_>>>()?;
     let mut reports = Vec::new();
     for (file, history) in &histories {
@@ -90,6 +93,21 @@ pub fn run(args: Args, out: &mut String) -> Result<Outcome> {
     })
 }
 
+/// A history file, or standard input for `-` (read to its end, as much as a file may hold).
+fn read(path: &Path, format: Option<HistoryFormat>, model: ModelKind) -> Result<faultline::linear::History> {
+    if path != Path::new("-") {
+        return Ok(read_path(path, format, model)?);
+    }
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::io::stdin().lock().take(MAX_HISTORY_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_HISTORY_BYTES {
+        return Err(faultline::input::InputError::too_large("-", &bytes, MAX_HISTORY_BYTES, "a history").into());
+    }
+    let format = format.unwrap_or_else(|| HistoryFormat::detect("-", &bytes));
+    Ok(parse("-", &bytes, format, model)?)
+}
+
 /// `true`, `false`, or `null` when the budget ran out.
 fn linearizable(v: Verdict) -> Value {
     match v {
@@ -104,10 +122,10 @@ fn table(out: &mut String, file: &str, r: &Report, elapsed: Duration, timeout_s:
     let keys = r.partitions.len();
     let _ = writeln!(
         out,
-        "{file}: {} ({} model; {} operations: {} ok, {info} info, {} failed and dropped; {keys} {}; {:.3} s)",
+        "{file}: {} ({} model; {}: {} ok, {info} info, {} failed and dropped; {keys} {}; {:.3} s)",
         r.verdict.name(),
         r.model.name(),
-        r.ops,
+        count(r.ops as u64, "operation"),
         r.ops - info,
         r.failed,
         if keys == 1 { "key" } else { "keys" },
@@ -124,11 +142,17 @@ fn table(out: &mut String, file: &str, r: &Report, elapsed: Duration, timeout_s:
             Some(faultline::linear::Exhausted::Steps) => ": ran out of search steps".to_owned(),
             None => String::new(),
         };
-        let _ = writeln!(out, "  {key}: {} ({} operations, {} search steps){why}", p.verdict.name(), p.ops, p.steps);
+        let (ops, steps) = (count(p.ops as u64, "operation"), count(p.steps, "search step"));
+        let _ = writeln!(out, "  {key}: {} ({ops}, {steps}){why}", p.verdict.name());
     }
     if let Some(c) = &r.counterexample {
         counterexample(out, c);
     }
+}
+
+/// `1 operation`, `3 operations`.
+fn count(n: u64, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 fn counterexample(out: &mut String, c: &Counterexample) {

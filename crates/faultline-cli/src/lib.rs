@@ -286,7 +286,7 @@ enum Command {
     /// each key is checked apart, in parallel (docs/linearizability.md).
     #[command(after_help = CHECK_EXIT_CODES)]
     Check {
-        /// History files, each checked on its own.
+        /// History files, each checked on its own; `-` is standard input.
         #[arg(required = true)]
         histories: Vec<PathBuf>,
         /// The sequential specification: a register per key (read, write, cas) or a

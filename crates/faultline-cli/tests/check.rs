@@ -60,6 +60,19 @@ fn exit_codes_say_linearizable_not_and_bad_input() {
         .collect();
     assert_eq!(lines, [1, 3, 5]);
 
+    // Standard input.
+    let mut child = Command::new(BIN)
+        .args(["check", "-", "--format", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), STALE.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["histories"][0]["file"], "-");
+
     // Bad input: one located line, exit 2.
     let bad = dir.path().join("bad.edn");
     std::fs::write(
