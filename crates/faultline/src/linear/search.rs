@@ -280,16 +280,14 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, opti
             fresh = false;
             let mut e = next[0];
             while e != 1 && e.is_multiple_of(2) {
-                let op = (e as usize - 2) / 2;
+                let op = op_of(e);
                 if matches!(steps[op], Step::Read(None)) || steps[op] == Step::Read(Some(state)) {
                     set.insert(op);
                     let new_hash = hash ^ zobrist(op);
                     if memo.insert(new_hash, set.key(), state) {
-                        stack.push(Frame { call: e, before: state, after: state, hash, kind: Kind::Forced });
+                        let frame = Frame { call: e, before: state, after: state, hash, kind: Kind::Forced };
                         hash = new_hash;
-                        lift(&mut next, &mut prev, e);
-                        keep_longest(&mut best, &mut common, &stack);
-                        entry = next[0];
+                        entry = descend(frame, &mut stack, &mut next, &mut prev, &mut best, &mut common);
                         fresh = true;
                         continue 'search;
                     }
@@ -303,19 +301,17 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, opti
         }
         // The return of a write nobody read, still pending: it goes now, the one choice
         // left at this node (the calls before this return were tried already).
-        if !dead && !entry.is_multiple_of(2) && hidden[(entry as usize - 3) / 2] {
+        if !dead && !entry.is_multiple_of(2) && hidden[op_of(entry - 1)] {
             let call = entry - 1;
-            let op = (call as usize - 2) / 2;
+            let op = op_of(call);
             if let Some(after) = machine.step(state, steps[op]) {
                 set.insert(op);
                 let new_hash = hash ^ zobrist(op) ^ mix_state(state) ^ mix_state(after);
                 if memo.insert(new_hash, set.key(), after) {
-                    stack.push(Frame { call, before: state, after, hash, kind: Kind::Forced });
+                    let frame = Frame { call, before: state, after, hash, kind: Kind::Forced };
                     state = after;
                     hash = new_hash;
-                    lift(&mut next, &mut prev, call);
-                    keep_longest(&mut best, &mut common, &stack);
-                    entry = next[0];
+                    entry = descend(frame, &mut stack, &mut next, &mut prev, &mut best, &mut common);
                     fresh = true;
                     continue;
                 }
@@ -324,7 +320,7 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, opti
             dead = true;
         }
         if !dead && entry.is_multiple_of(2) {
-            let op = (entry as usize - 2) / 2;
+            let op = op_of(entry);
             if hidden[op] {
                 // Never a choice of its own: it goes in a block before another write, or
                 // at its return.
@@ -339,7 +335,7 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, opti
                 if matches!(steps[op], Step::Write(_)) && optimised {
                     let mut e = next[0];
                     while e != 1 && e.is_multiple_of(2) {
-                        let u = (e as usize - 2) / 2;
+                        let u = op_of(e);
                         if hidden[u] {
                             block.push(e);
                             set.insert(u);
@@ -354,22 +350,20 @@ pub fn search_with(kind: ModelKind, ops: &[Operation], budget: &Budget<'_>, opti
                     // The block's states before each are the state before the write: they
                     // are hidden, so the state the write sees does not matter to it.
                     for &e in &block {
-                        let own = machine.step(state, steps[(e as usize - 2) / 2]).unwrap_or(state);
+                        let own = machine.step(state, steps[op_of(e)]).unwrap_or(state);
                         stack.push(Frame { call: e, before: state, after: own, hash, kind: Kind::Attached });
                         lift(&mut next, &mut prev, e);
                     }
-                    stack.push(Frame { call: entry, before: state, after, hash, kind: Kind::Choice });
+                    let frame = Frame { call: entry, before: state, after, hash, kind: Kind::Choice };
                     state = after;
                     hash = new_hash;
-                    lift(&mut next, &mut prev, entry);
-                    keep_longest(&mut best, &mut common, &stack);
-                    entry = next[0];
+                    entry = descend(frame, &mut stack, &mut next, &mut prev, &mut best, &mut common);
                     fresh = true;
                     continue;
                 }
                 set.remove(op);
                 for &e in &block {
-                    set.remove((e as usize - 2) / 2);
+                    set.remove(op_of(e));
                 }
             }
             entry = next[entry as usize];
@@ -431,9 +425,30 @@ struct Frame {
 }
 
 fn undo(f: &Frame, set: &mut Bits, next: &mut [u32], prev: &mut [u32]) {
-    let op = (f.call as usize - 2) / 2;
+    let op = op_of(f.call);
     set.remove(op);
     unlift(next, prev, f.call);
+}
+
+/// Linearises `frame`'s call: onto the stack, out of the list, into the longest partial
+/// linearisation if the stack now passes it. Returns where the search goes on: the head.
+fn descend(
+    frame: Frame,
+    stack: &mut Vec<Frame>,
+    next: &mut [u32],
+    prev: &mut [u32],
+    best: &mut Vec<(u32, u32)>,
+    common: &mut usize,
+) -> u32 {
+    lift(next, prev, frame.call);
+    stack.push(frame);
+    keep_longest(best, common, stack);
+    next[0]
+}
+
+/// The operation a call node stands for (nodes: 0 head, 1 tail, 2 + 2i the call of op i).
+fn op_of(call: u32) -> usize {
+    (call as usize - 2) / 2
 }
 
 /// Extends `best` (the longest partial linearisation: op and state after) when the stack
@@ -444,7 +459,7 @@ fn keep_longest(best: &mut Vec<(u32, u32)>, common: &mut usize, stack: &[Frame])
     }
     best.truncate(*common);
     for f in &stack[*common..] {
-        best.push(((f.call - 2) / 2, f.after));
+        best.push((op_of(f.call) as u32, f.after));
     }
     *common = stack.len();
 }
