@@ -33,6 +33,7 @@ mod check;
 mod diagnose;
 mod output;
 mod plot;
+mod tolerance;
 
 /// The exit codes, as every `--help` ends.
 const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a safety property was violated; 2 bad input, usage or I/O error \
@@ -319,6 +320,50 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The tolerance table: for each protocol, failure model, cluster size n and number of
+    /// faulty replicas k, whether safety and liveness held over the seeds (docs/pbft.md).
+    /// Exit 0 whatever the cells say: the table is the result.
+    #[command(after_help = EXIT_CODES)]
+    Tolerance {
+        /// Protocols, comma-separated: naive-quorum, content-quorum, raft, pbft.
+        #[arg(long, value_name = "P,P,...", default_value = "naive-quorum,content-quorum,raft,pbft", value_parser = parse_protocols)]
+        protocols: ProtocolList,
+        /// Cluster sizes: A..B (both included), or a list such as 4,7,10.
+        #[arg(long = "n", value_name = "A..B", default_value = "3..7", value_parser = parse_ns)]
+        ns: NList,
+        /// Seeds per cell, as A..B (B excluded) or A..=B.
+        #[arg(long, default_value = "1..101", value_parser = parse_seeds)]
+        seeds: SeedRange,
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+        /// Draw the table as SVG to this file (written atomically).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+        /// Worker threads (results do not depend on it); defaults to the number of cores.
+        #[arg(long, value_parser = threads_arg())]
+        threads: Option<usize>,
+        /// Print one cell's scenario file instead (PROTOCOL:MODEL:N:K, e.g.
+        /// pbft:byzantine:6:2) for --seed, to run, trace or change by hand.
+        #[arg(long, value_name = "CELL", value_parser = faultline::tolerance::Cell::parse)]
+        emit: Option<faultline::tolerance::Cell>,
+        /// The seed --emit writes the scenario for.
+        #[arg(long, default_value_t = 1, value_parser = seed_arg())]
+        seed: u64,
+    },
+    /// What Byzantine tolerance costs: PBFT against Raft on one healthy request stream, per
+    /// request: messages (between replicas, and in all), bytes, authenticator operations and
+    /// CPU time (docs/pbft.md).
+    #[command(after_help = EXIT_CODES)]
+    Costs {
+        /// Cluster sizes: a list such as 4,7,10, or A..B (both included).
+        #[arg(long = "n", value_name = "N,N,...", default_value = "4,7,10", value_parser = parse_ns)]
+        ns: NList,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// How PBFT authenticates its messages.
+        #[arg(long, value_enum, default_value_t = AuthArg::Hmac)]
+        auth: AuthArg,
+    },
     /// Time a scenario with tracing off: rounds, events, and their rates.
     #[command(after_help = EXIT_CODES)]
     Bench {
@@ -372,6 +417,60 @@ impl From<Format> for LibFormat {
             Format::Json => LibFormat::Json,
         }
     }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum TableFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum AuthArg {
+    Hmac,
+    Ed25519,
+}
+
+#[derive(Clone, Debug)]
+struct ProtocolList(Vec<faultline::tolerance::Protocol>);
+
+fn parse_protocols(s: &str) -> Result<ProtocolList, String> {
+    use faultline::tolerance::Protocol;
+    let mut out = Vec::new();
+    for name in s.split(',') {
+        let p = Protocol::parse(name.trim()).ok_or_else(|| {
+            format!("{name:?} is not a protocol (expected {})", Protocol::ALL.map(Protocol::name).join(", "))
+        })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(ProtocolList(out))
+}
+
+#[derive(Clone, Debug)]
+struct NList(Vec<usize>);
+
+/// `A..B` or `A..=B` (both include B: cluster sizes are named by their ends), or `a,b,c`.
+fn parse_ns(s: &str) -> Result<NList, String> {
+    use faultline::tolerance::{MAX_N, MIN_N};
+    let bad =
+        || format!("{s:?}: expected A..B (both included) or a list such as 4,7,10, with sizes {MIN_N} to {MAX_N}");
+    let num = |t: &str| t.trim().parse::<usize>().ok().filter(|n| (MIN_N..=MAX_N).contains(n)).ok_or_else(bad);
+    let mut ns = match s.split_once("..") {
+        Some((a, b)) => {
+            let (a, b) = (num(a)?, num(b.trim_start_matches('='))?);
+            if a > b {
+                return Err(bad());
+            }
+            (a..=b).collect()
+        }
+        None => s.split(',').map(num).collect::<Result<Vec<_>, _>>()?,
+    };
+    ns.sort_unstable();
+    ns.dedup();
+    Ok(NList(ns))
 }
 
 fn coordinator_names() -> clap::builder::PossibleValuesParser {
@@ -805,6 +904,37 @@ fn execute(registry: &Registry, command: Command, budget_mb: u64, out: &mut Stri
             let memo_bytes = (budget_mb * (1 << 20) / 2) as usize;
             let args = check::Args { histories, model, format, timeout_s: timeout, memo_bytes, plot, input_format };
             check::run(args, out)
+        }
+        Command::Tolerance { protocols, ns, seeds, format, plot, threads, emit, seed } => {
+            if let Some(cell) = emit {
+                outp!(out, "{}", faultline::tolerance::scenario_text(&cell, seed));
+                return Ok(Outcome::Ok);
+            }
+            let args = tolerance::Args {
+                protocols: protocols.0,
+                ns: ns.0,
+                seeds: seeds.0,
+                format: match format {
+                    TableFormat::Table => tolerance::Format::Table,
+                    TableFormat::Json => tolerance::Format::Json,
+                    TableFormat::Csv => tolerance::Format::Csv,
+                },
+                plot,
+                threads,
+            };
+            let bar = progress_bar(tolerance::jobs(&args));
+            let text = tolerance::tolerance(&args, &|| bar.inc(1))?;
+            bar.finish_and_clear();
+            outp!(out, "{text}");
+            Ok(Outcome::Ok)
+        }
+        Command::Costs { ns, format, auth } => {
+            let auth = match auth {
+                AuthArg::Hmac => faultline::protocols::pbft::Auth::Hmac,
+                AuthArg::Ed25519 => faultline::protocols::pbft::Auth::Ed25519,
+            };
+            outp!(out, "{}", tolerance::costs(&ns.0, auth, format == Format::Json)?);
+            Ok(Outcome::Ok)
         }
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {
             if let Some(r) = rounds {

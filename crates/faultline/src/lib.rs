@@ -29,7 +29,10 @@
 //! - [`linear`]: operation histories (Jepsen's EDN, JSON lines) and the linearizability
 //!   checker (Wing and Gong's search, Lowe's memo, one key at a time), which Raft's
 //!   workload runs on its clients' histories and `faultline check` on anyone's;
-//! - [`registry`]: the built-in workloads, the one list that names them.
+//! - [`registry`]: the built-in workloads, the one list that names them;
+//! - [`tolerance`]: the tolerance table (protocol × failure model × cluster size × faulty
+//!   replicas, safe and live over seeds) and the cost figures, at the top: it names the
+//!   protocols it compares.
 //!
 //! A run is a pure function of its scenario and seed:
 //!
@@ -60,5 +63,6 @@ pub mod scenario;
 pub mod signals;
 pub mod sim;
 pub mod time;
+pub mod tolerance;
 pub mod trace;
 pub mod workload;

@@ -9,14 +9,14 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::protocols::{heartbeat::Heartbeat, quorum::Quorum, raft::Raft};
+use crate::protocols::{heartbeat::Heartbeat, pbft::Pbft, quorum::Quorum, raft::Raft};
 use crate::scenario::{CHAPTER_TOML, Override, Scenario, ScenarioError};
 use crate::workload::Registry;
 
-/// Quorum (the default), heartbeat and Raft.
+/// Quorum (the default), heartbeat, Raft and PBFT.
 pub fn builtin() -> &'static Registry {
     static BUILTIN: OnceLock<Registry> = OnceLock::new();
-    BUILTIN.get_or_init(|| Registry::empty().with(&Quorum).with(&Heartbeat).with(&Raft))
+    BUILTIN.get_or_init(|| Registry::empty().with(&Quorum).with(&Heartbeat).with(&Raft).with(&Pbft))
 }
 
 impl Scenario {

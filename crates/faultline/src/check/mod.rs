@@ -48,3 +48,21 @@ impl Violation {
         Violation { property, class: Class::Eventually, t_ns: at.as_nanos(), node, detail }
     }
 }
+
+/// `{ property, t_ns, node, detail }`: the shape Raft's rows have had since its checkers
+/// landed, kept when violations became one shared type (PBFT's rows use it too).
+pub fn serialize_violations<S: serde::Serializer>(vs: &[Violation], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Shape<'a> {
+        property: &'a str,
+        t_ns: u64,
+        node: u32,
+        detail: &'a str,
+    }
+    s.collect_seq(vs.iter().map(|v| Shape {
+        property: v.property,
+        t_ns: v.t_ns,
+        node: v.node.map_or(0, |n| n.0),
+        detail: &v.detail,
+    }))
+}

@@ -381,9 +381,25 @@ pub struct World<P: Protocol> {
     tracer: Option<Box<dyn Tracer>>,
     trace_seq: u64,
     stopped: Option<StopReason>,
+    /// Per (from, to), messages sent and their bytes (`Message::wire_size`), when asked
+    /// for with [`Sim::count_links`]; empty otherwise, and then free.
+    links: Vec<(u64, u64)>,
 }
 
 impl<P: Protocol> Sim<P> {
+    /// Counts messages and bytes per link from now on (cost figures). Sizing a message
+    /// may encode it, so this is off unless asked for.
+    pub fn count_links(&mut self) {
+        let n = self.world.nodes.len();
+        self.world.links = vec![(0, 0); n * n];
+    }
+
+    /// Messages and bytes sent from `from` to `to` since [`Sim::count_links`].
+    pub fn link(&self, from: NodeId, to: NodeId) -> (u64, u64) {
+        let n = self.world.nodes.len();
+        self.world.links.get(from.index() * n + to.index()).copied().unwrap_or((0, 0))
+    }
+
     /// Builds a run. `protocols[i]` is node `i`'s state machine.
     pub fn new(config: SimConfig, protocols: Vec<P>, faults: Vec<Fault>) -> Self {
         let n = protocols.len();
@@ -416,6 +432,7 @@ impl<P: Protocol> Sim<P> {
             tracer: None,
             trace_seq: 0,
             stopped: None,
+            links: Vec::new(),
         };
         // Fault windows are scheduled before node starts, so a crash at time 0 means the
         // node never starts, and a pause from time 0 holds its start.
@@ -911,6 +928,11 @@ impl<P: Protocol> Runtime<P> for World<P> {
             self.nodes.len()
         );
         self.stats.sends += 1;
+        if !self.links.is_empty() {
+            let link = &mut self.links[from.index() * self.nodes.len() + to.index()];
+            link.0 += 1;
+            link.1 += msg.wire_size() as u64;
+        }
         let depart = self.now.max(self.nodes[from.index()].busy_until);
         let ambient = self.ambient;
         if self.injector.is_quiet(from, to) {

@@ -65,7 +65,7 @@ pub struct RaftRow {
     /// server its lag in entries at each.
     pub lag_times_s: Vec<f64>,
     pub lag_series: Vec<Vec<u64>>,
-    #[serde(serialize_with = "super::workload::serialize_violations")]
+    #[serde(serialize_with = "crate::check::serialize_violations")]
     pub violations: Vec<Violation>,
     #[serde(skip)]
     pub timeline: String,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::report::{self, RaftRow, RaftSweepRow};
 use super::{Canary, ClientConfig, RaftConfig, ReadPath};
@@ -227,24 +227,6 @@ fn sparkline(series: &[u64]) -> String {
     const BARS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let max = series.iter().copied().max().unwrap_or(0).max(1);
     series.iter().map(|&v| BARS[(v * 8).div_ceil(max) as usize]).collect()
-}
-
-/// `{ property, t_ns, node, detail }`: the shape Raft's rows have had since its checkers
-/// landed, kept when violations became one shared type.
-pub(super) fn serialize_violations<S: serde::Serializer>(vs: &[Violation], s: S) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    struct Shape<'a> {
-        property: &'a str,
-        t_ns: u64,
-        node: u32,
-        detail: &'a str,
-    }
-    s.collect_seq(vs.iter().map(|v| Shape {
-        property: v.property,
-        t_ns: v.t_ns,
-        node: v.node.map_or(0, |n| n.0),
-        detail: &v.detail,
-    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,1 @@
+//! PBFT tests: the normal case, view changes, checkpoints, the canaries and Twins.
