@@ -30,6 +30,7 @@ use serde::Serialize;
 
 mod budget;
 mod check;
+mod cluster;
 mod diagnose;
 mod output;
 mod plot;
@@ -305,6 +306,30 @@ enum Command {
         /// The files' format (default: from the extension, else from the first bytes).
         #[arg(long, value_enum, value_name = "FORMAT")]
         input_format: Option<HistoryInput>,
+    },
+    /// Run a real etcd cluster (3 or 5 members on loopback, Debian's etcd-server) under a
+    /// scenario's faults: a register workload through etcd's v3 API, a nemesis on the wall
+    /// clock, monitoring scraped into signals; writes the history (Jepsen's EDN), the
+    /// nemesis log, each member's log, the signals and a report with `faultline check`'s
+    /// verdict and `faultline diagnose`'s scored verdicts (docs/real.md).
+    #[command(after_help = cluster::EXIT_CODES)]
+    Cluster {
+        /// A real-cluster scenario (scenarios/real/*.toml).
+        scenario: PathBuf,
+        /// Run only the case with this name (default: every case, one after another).
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// The output directory: each case writes into <DIR>/<scenario>/<case>.
+        #[arg(long, value_name = "DIR", default_value = "faultline-cluster")]
+        out: PathBuf,
+        /// Keep the members' data directories (they are removed otherwise).
+        #[arg(long)]
+        keep: bool,
+        /// The workload's seed (default: the scenario's): the clients' operation sequence.
+        #[arg(long, value_parser = seed_arg())]
+        seed: Option<u64>,
     },
     /// List the workloads this command line runs: each `protocol = "..."` a scenario may
     /// name (the first is the default), with what it is.
@@ -805,6 +830,9 @@ fn execute(registry: &Registry, command: Command, budget_mb: u64, out: &mut Stri
             let memo_bytes = (budget_mb * (1 << 20) / 2) as usize;
             let args = check::Args { histories, model, format, timeout_s: timeout, memo_bytes, plot, input_format };
             check::run(args, out)
+        }
+        Command::Cluster { scenario, case, format, out: dir, keep, seed } => {
+            cluster::run(cluster::Args { scenario, case, format, out: dir, keep, seed }, out)
         }
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {
             if let Some(r) = rounds {
