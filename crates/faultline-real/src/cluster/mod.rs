@@ -275,7 +275,18 @@ pub async fn run(scenario: &Scenario, case: usize, options: &Options) -> Result<
     write("proxy.log", &proxy_log)?;
     let file = std::fs::File::create(out.join("signals.csv")).map_err(out_err)?;
     faultline::signals::write_csv(&observed.samples, std::io::BufWriter::new(file)).map_err(out_err)?;
-    let report = report::build(scenario, case, seed, out, &recorder, &nemesis_log, &observed, elapsed_s, n)?;
+    let endpoints = (0..n)
+        .map(|m| report::Endpoint {
+            name: format!("m{m}"),
+            id: ids[m].clone(),
+            client_port: ports[m].0,
+            peer_port: ports[m].1,
+            client_route: client_routes[m].to_string(),
+            peer_route: peer_routes[m].to_string(),
+        })
+        .collect();
+    let report =
+        report::build(scenario, case, seed, out, &recorder, &nemesis_log, &observed, elapsed_s, n, endpoints, &temp)?;
     write("report.json", &(serde_json::to_string_pretty(&report).expect("a report serializes") + "\n"))?;
     write("report.txt", &report.text())?;
     Ok(report)

@@ -52,6 +52,17 @@ pub struct Healthy {
     pub given_a_fault_verdict: usize,
 }
 
+/// Where a member was: its id, the ports it listened on and its routes' addresses.
+#[derive(Clone, Debug, Serialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub id: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub client_route: String,
+    pub peer_route: String,
+}
+
 /// What a run came to. `--format json` prints it; docs/real.md lists the keys.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -78,6 +89,9 @@ pub struct Report {
     pub faults: Vec<Applied>,
     pub diagnosis: Vec<Scored>,
     pub healthy: Healthy,
+    pub endpoints: Vec<Endpoint>,
+    /// The members' temporary directory (removed unless `--keep`).
+    pub temp_dir: String,
     pub out_dir: String,
 }
 
@@ -100,6 +114,8 @@ pub fn build(
     observed: &Observed,
     duration_s: f64,
     members: usize,
+    endpoints: Vec<Endpoint>,
+    temp_dir: &Path,
 ) -> Result<Report, ClusterError> {
     let history = parse("history.edn", recorder.edn.as_bytes(), Format::Edn, ModelKind::Register)
         .map_err(|e| ClusterError::Output(format!("the recorded history does not read back: {e}")))?;
@@ -154,6 +170,8 @@ pub fn build(
         faults: nemesis.applied.clone(),
         diagnosis,
         healthy,
+        endpoints,
+        temp_dir: temp_dir.display().to_string(),
         out_dir: out.display().to_string(),
     })
 }
