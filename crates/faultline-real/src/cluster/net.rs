@@ -217,7 +217,6 @@ async fn connection(
         return;
     }
     let mut current = now;
-    let mut head = head;
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = up.split();
     let mut a = [0u8; 16 * 1024];

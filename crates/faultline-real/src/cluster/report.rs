@@ -183,11 +183,14 @@ fn verdict_name(model: Model, kind: Option<&str>) -> String {
     }
 }
 
+/// Each member's headline verdict and its kind, after one probe round.
+type Verdicts = BTreeMap<String, (Model, Option<&'static str>)>;
+
 /// Feeds the samples to the diagnoser and scores each fault's rounds.
 fn score(observed: &Observed, applied: &[Applied], members: usize, end_s: f64) -> (Vec<Scored>, Healthy) {
     let mut diagnoser = Diagnoser::default();
     // After each probe round: the round's time and each member's (model, kind).
-    let mut rounds: Vec<(f64, BTreeMap<String, (Model, Option<&'static str>)>)> = Vec::new();
+    let mut rounds: Vec<(f64, Verdicts)> = Vec::new();
     let samples = &observed.samples;
     for (i, s) in samples.iter().enumerate() {
         diagnoser.push(s);
