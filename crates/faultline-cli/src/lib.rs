@@ -33,6 +33,7 @@ mod check;
 mod diagnose;
 mod output;
 mod plot;
+mod proxy;
 
 /// The exit codes, as every `--help` ends.
 const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a safety property was violated; 2 bad input, usage or I/O error \
@@ -333,6 +334,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run a fault-injecting TCP proxy (docs/proxy.md) from FILE until Ctrl-C; its faults
+    /// change at run time through its HTTP/JSON control API.
+    #[command(after_help = EXIT_CODES)]
+    Proxy {
+        config: PathBuf,
+        /// Seed of the faults' draws (default: the file's, else a fresh one, printed).
+        #[arg(long, value_parser = seed_arg())]
+        seed: Option<u64>,
+    },
 }
 
 /// The chapter's table, extended: `faultline demo --coordinator`.
@@ -456,7 +466,11 @@ pub fn main(registry: &Registry) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if let Err(e) = output::check_stdout_open().and_then(|()| output::install_cleanup()) {
+    // The proxy runs until a signal and shuts down cleanly on it: it takes the signals itself.
+    let own_signals = matches!(cli.command, Command::Proxy { .. });
+    if let Err(e) =
+        output::check_stdout_open().and_then(|()| if own_signals { Ok(()) } else { output::install_cleanup() })
+    {
         return fail(&e);
     }
     let budget_mb = cli.memory_mb.unwrap_or_else(budget::default_mb);
@@ -806,6 +820,7 @@ fn execute(registry: &Registry, command: Command, budget_mb: u64, out: &mut Stri
             let args = check::Args { histories, model, format, timeout_s: timeout, memo_bytes, plot, input_format };
             check::run(args, out)
         }
+        Command::Proxy { config, seed } => proxy::run(&config, seed).map(|()| Outcome::Ok),
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {
             if let Some(r) = rounds {
                 overrides.push(Override { key: "quorum.rounds".into(), value: r.to_string() });
