@@ -34,6 +34,8 @@ use super::{
 const MAX_QUEUED_BYTES: usize = 1 << 20;
 /// How many earlier chunks a direction keeps for `replay` to choose from.
 const REPLAY_HISTORY: usize = 16;
+/// How many written chunks' buffers a direction keeps for its next reads.
+const SPARE_BUFFERS: usize = 4;
 
 type Faults = Arc<Vec<ActiveFault>>;
 type Prefix = Option<Arc<[u8]>>;
@@ -92,14 +94,17 @@ pub(super) async fn run(route: Arc<Route>, mut client: TcpStream, seed: u64) {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
         let (prefix_tx, prefix_rx) = watch::channel::<Prefix>(None);
-        let up = Pump::new(Way::Up, &route, seed).run(client_read, server_write, faults.clone(), Some(prefix_tx), None);
-        let down = Pump::new(Way::Down, &route, faultline::sim::rng::splitmix64(seed ^ 0x5eed)).run(
-            server_read,
-            client_write,
-            faults,
+        let up = Pump::new(Way::Up, &route, seed, faults.borrow().clone()).run(
+            client_read,
+            server_write,
+            faults.clone(),
+            Some(prefix_tx),
             None,
-            Some(prefix_rx),
         );
+        let seed_down = faultline::sim::rng::splitmix64(seed ^ 0x5eed);
+        let now = faults.borrow().clone();
+        let down =
+            Pump::new(Way::Down, &route, seed_down, now).run(server_read, client_write, faults, None, Some(prefix_rx));
         tokio::pin!(up, down);
         let (mut up_done, mut down_done) = (false, false);
         loop {
@@ -225,6 +230,11 @@ struct Pump<'r> {
     /// Chunks read while a `matches` fault waited for the prefix, not yet through the
     /// per-chunk faults (which depend on the verdict).
     undecided: Vec<Vec<u8>>,
+    /// The route's faults as last seen.
+    faults: Faults,
+    /// The buffer the next read fills, and buffers of written chunks kept for reuse.
+    next: Vec<u8>,
+    spare: Vec<Vec<u8>>,
 }
 
 /// The bytes of `chunk` to write now: all that remain, or one bandwidth piece.
@@ -237,7 +247,7 @@ fn piece(chunk: Option<&Chunk>, bytes_per_s: Option<u64>) -> &[u8] {
 }
 
 impl<'r> Pump<'r> {
-    fn new(way: Way, route: &'r Route, seed: u64) -> Pump<'r> {
+    fn new(way: Way, route: &'r Route, seed: u64, faults: Faults) -> Pump<'r> {
         let now = Instant::now();
         Pump {
             way,
@@ -256,11 +266,14 @@ impl<'r> Pump<'r> {
             gathering: Vec::new(),
             prefix_deadline: None,
             undecided: Vec::new(),
+            faults,
+            next: Vec::with_capacity(CHUNK_BYTES),
+            spare: Vec::new(),
         }
     }
 
-    fn refresh(&mut self, faults: &[ActiveFault]) {
-        self.effect = effect(faults, self.way, self.prefix.as_deref());
+    fn refresh(&mut self) {
+        self.effect = effect(&self.faults, self.way, self.prefix.as_deref());
         if let Some(id) = self.omission_stall
             && !self.effect.omissions.iter().any(|(o, _, mode)| *o == id && *mode == OmissionMode::Stall)
         {
@@ -276,14 +289,14 @@ impl<'r> Pump<'r> {
     }
 
     /// Ends the gathering of the prefix and tells the other direction.
-    fn decide_prefix(&mut self, tx: Option<&watch::Sender<Prefix>>, faults: &[ActiveFault]) -> Result<(), End> {
+    fn decide_prefix(&mut self, tx: Option<&watch::Sender<Prefix>>) -> Result<(), End> {
         let prefix: Arc<[u8]> = std::mem::take(&mut self.gathering).into();
         self.prefix = Some(prefix.clone());
         self.prefix_deadline = None;
         if let Some(tx) = tx {
             tx.send_replace(Some(prefix));
         }
-        self.refresh(faults);
+        self.refresh();
         for chunk in std::mem::take(&mut self.undecided) {
             self.take_chunk(chunk)?;
         }
@@ -363,26 +376,41 @@ impl<'r> Pump<'r> {
         self.queue.push_back(Chunk { bytes, offset: 0, release });
     }
 
-    /// Handles the bytes of one read (empty: end of stream).
-    fn on_read(&mut self, bytes: &[u8], tx: Option<&watch::Sender<Prefix>>, faults: &[ActiveFault]) -> Result<(), End> {
-        let gathering = self.way == Way::Up && self.prefix.is_none();
-        if bytes.is_empty() {
-            self.eof = true;
-            return if gathering { self.decide_prefix(tx, faults) } else { Ok(()) };
+    /// A buffer to read the next chunk into: a spare one, or a new one.
+    fn fresh(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES))
+    }
+
+    /// Keeps a written chunk's buffer for a later read, so that a busy stream does not
+    /// allocate per chunk.
+    fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && bytes.capacity() >= CHUNK_BYTES {
+            bytes.clear();
+            self.spare.push(bytes);
         }
-        if !gathering {
-            return self.take_chunk(bytes.to_vec());
+    }
+
+    /// Handles the end of the stream read.
+    fn on_eof(&mut self, tx: Option<&watch::Sender<Prefix>>) -> Result<(), End> {
+        self.eof = true;
+        if self.way == Way::Up && self.prefix.is_none() { self.decide_prefix(tx) } else { Ok(()) }
+    }
+
+    /// Handles the bytes of one read.
+    fn on_read(&mut self, bytes: Vec<u8>, tx: Option<&watch::Sender<Prefix>>) -> Result<(), End> {
+        if self.way == Way::Down || self.prefix.is_some() {
+            return self.take_chunk(bytes);
         }
         let room = PREFIX_BYTES - self.gathering.len();
         self.gathering.extend_from_slice(&bytes[..bytes.len().min(room)]);
         self.prefix_deadline.get_or_insert_with(|| Instant::now() + PREFIX_WAIT);
         if self.effect.undecided {
-            self.undecided.push(bytes.to_vec());
+            self.undecided.push(bytes);
         } else {
-            self.take_chunk(bytes.to_vec())?;
+            self.take_chunk(bytes)?;
         }
         if self.gathering.len() >= PREFIX_BYTES || contains(&self.gathering, b"\r\n\r\n") {
-            self.decide_prefix(tx, faults)?;
+            self.decide_prefix(tx)?;
         }
         Ok(())
     }
@@ -401,9 +429,8 @@ impl<'r> Pump<'r> {
             Way::Up => &counters.bytes_upstream,
             Way::Down => &counters.bytes_downstream,
         };
-        let mut buf = vec![0u8; CHUNK_BYTES];
-        let current_faults = faults.borrow_and_update().clone();
-        self.refresh(&current_faults);
+        self.faults = faults.borrow_and_update().clone();
+        self.refresh();
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
             if self.effect.reset_now {
@@ -441,8 +468,8 @@ impl<'r> Pump<'r> {
                     if changed.is_err() {
                         return End::Closed;
                     }
-                    let list = faults.borrow_and_update().clone();
-                    self.refresh(&list);
+                    self.faults = faults.borrow_and_update().clone();
+                    self.refresh();
                 }
                 changed = async { match prefix_rx.as_mut() { Some(rx) => rx.changed().await, None => Ok(()) } },
                     if watching_prefix =>
@@ -461,12 +488,10 @@ impl<'r> Pump<'r> {
                             prefix_rx = None;
                         }
                     }
-                    let list = faults.borrow().clone();
-                    self.refresh(&list);
+                    self.refresh();
                 }
                 _ = sleep_until(prefix_deadline), if self.prefix_deadline.is_some() => {
-                    let list = faults.borrow().clone();
-                    if let Err(end) = self.decide_prefix(prefix_tx.as_ref(), &list) {
+                    if let Err(end) = self.decide_prefix(prefix_tx.as_ref()) {
                         return end;
                     }
                 }
@@ -482,21 +507,27 @@ impl<'r> Pump<'r> {
                             }
                             if let Some(c) = self.current.as_mut() {
                                 c.offset += n;
-                                if c.offset == c.bytes.len() {
-                                    self.current = None;
+                                if c.offset == c.bytes.len()
+                                    && let Some(done) = self.current.take()
+                                {
+                                    self.recycle(done.bytes);
                                 }
                             }
                         }
                     }
                 }
-                result = reader.read(&mut buf), if can_read => {
-                    let n = match result {
-                        Ok(n) => n,
+                result = reader.read_buf(&mut self.next), if can_read => {
+                    let outcome = match result {
+                        Ok(0) => self.on_eof(prefix_tx.as_ref()),
+                        Ok(_) => {
+                            let fresh = self.fresh();
+                            let chunk = std::mem::replace(&mut self.next, fresh);
+                            self.on_read(chunk, prefix_tx.as_ref())
+                        }
                         // The peer reset (or the socket failed): pass the reset on.
-                        Err(_) => return End::Reset,
+                        Err(_) => Err(End::Reset),
                     };
-                    let list = faults.borrow().clone();
-                    if let Err(end) = self.on_read(&buf[..n], prefix_tx.as_ref(), &list) {
+                    if let Err(end) = outcome {
                         return end;
                     }
                 }

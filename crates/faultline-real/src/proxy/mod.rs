@@ -39,7 +39,7 @@ pub use config::{ConfigError, ProxyConfig, RouteConfig, load_config, parse_confi
 pub use spec::{FaultSpec, FaultSpecError};
 
 /// The most bytes one read takes from a socket: the unit of the per-chunk faults.
-pub const CHUNK_BYTES: usize = 16 * 1024;
+pub const CHUNK_BYTES: usize = 64 * 1024;
 /// The most client bytes kept to decide `matches`.
 pub const PREFIX_BYTES: usize = 4096;
 /// How long after the first client byte the prefix may still grow.
