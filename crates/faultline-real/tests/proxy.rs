@@ -189,10 +189,11 @@ async fn a_refuse_partition_closes_new_connections_at_once() {
     proxy.shutdown().await;
 }
 
-/// Whether a tick arrives within `QUIET` (after draining what had arrived before).
+/// Whether a tick arrives within `QUIET`, after 100 ms spent draining what was on its way.
 async fn ticks_flow(s: &mut TcpStream) -> bool {
     let mut buf = [0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(30), s.read(&mut buf)).await {
+    let drained = tokio::time::Instant::now() + Duration::from_millis(100);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(drained, s.read(&mut buf)).await {
         if n == 0 {
             return false;
         }
