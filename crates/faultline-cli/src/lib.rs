@@ -34,6 +34,7 @@ mod cluster;
 mod diagnose;
 mod output;
 mod plot;
+mod proxy;
 
 /// The exit codes, as every `--help` ends.
 const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a safety property was violated; 2 bad input, usage or I/O error \
@@ -358,6 +359,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run a fault-injecting TCP proxy (docs/proxy.md) from FILE until Ctrl-C; its faults
+    /// change at run time through its HTTP/JSON control API.
+    #[command(after_help = EXIT_CODES)]
+    Proxy {
+        config: PathBuf,
+        /// Seed of the faults' draws (default: the file's, else a fresh one, printed).
+        #[arg(long, value_parser = seed_arg())]
+        seed: Option<u64>,
+    },
 }
 
 /// The chapter's table, extended: `faultline demo --coordinator`.
@@ -481,7 +491,11 @@ pub fn main(registry: &Registry) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if let Err(e) = output::check_stdout_open().and_then(|()| output::install_cleanup()) {
+    // The proxy runs until a signal and shuts down cleanly on it: it takes the signals itself.
+    let own_signals = matches!(cli.command, Command::Proxy { .. });
+    if let Err(e) =
+        output::check_stdout_open().and_then(|()| if own_signals { Ok(()) } else { output::install_cleanup() })
+    {
         return fail(&e);
     }
     let budget_mb = cli.memory_mb.unwrap_or_else(budget::default_mb);
@@ -834,6 +848,7 @@ fn execute(registry: &Registry, command: Command, budget_mb: u64, out: &mut Stri
         Command::Cluster { scenario, case, format, out: dir, keep, seed } => {
             cluster::run(cluster::Args { scenario, case, format, out: dir, keep, seed }, out)
         }
+        Command::Proxy { config, seed } => proxy::run(&config, seed).map(|()| Outcome::Ok),
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {
             if let Some(r) = rounds {
                 overrides.push(Override { key: "quorum.rounds".into(), value: r.to_string() });
