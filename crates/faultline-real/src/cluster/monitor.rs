@@ -154,7 +154,6 @@ pub async fn run(
     while !stop.load(Ordering::SeqCst) {
         ticker.tick().await;
         tick += 1;
-        let now = started.elapsed().as_secs_f64();
         // About once a second, a new value of the probe key, through whichever member
         // answers (the previous write must have finished: one at a time).
         if tick % (1000 / interval.as_millis().max(1) as u64).max(1) == 1
@@ -179,6 +178,9 @@ pub async fn run(
         while let Some(Ok((i, p))) = set.join_next().await {
             probes[i] = Some(p);
         }
+        // The round's samples are stamped when its answers are in: a probe that waited out a
+        // pause is known only then (and the nemesis may have ended the fault meanwhile).
+        let now = started.elapsed().as_secs_f64();
         let mut push = |replica: usize, signal: Signal, value: Value| {
             observed.samples.push(Sample { time_s: now, replica: targets[replica].name.clone(), signal, value });
         };

@@ -5,7 +5,7 @@
 //! Diagnosis is scored as `faultline diagnose --evaluate` scores simulated runs: the
 //! signals are fed to the diagnoser in time order, and after each probe round every
 //! member's headline verdict is read. A fault's **time to verdict** is from its start to
-//! the first round naming its model; its **accuracy** is the share of rounds naming the
+//! the first round before its end naming its model; its **accuracy** is the share of rounds naming the
 //! model from 2 s after it started (the settling time) to its end. Rounds of members with
 //! no fault (from 3 s into the run, and not within 5 s after one of theirs ended) count
 //! toward the healthy false-verdict rate.
@@ -205,7 +205,7 @@ fn score(observed: &Observed, applied: &[Applied], members: usize, end_s: f64) -
         let names = |m: Model| m.name() == a.model;
         let first = rounds
             .iter()
-            .filter(|(t, _)| *t >= a.start_s && *t <= end + GRACE_S)
+            .filter(|(t, _)| *t >= a.start_s && *t <= end)
             .find(|(_, v)| v.get(&a.member).is_some_and(|(m, _)| names(*m)))
             .map(|(t, _)| ((t - a.start_s) * 100.0).round() / 100.0);
         let settled: Vec<(Model, Option<&str>)> = rounds
