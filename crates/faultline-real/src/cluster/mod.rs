@@ -157,18 +157,19 @@ pub async fn run(scenario: &Scenario, case: usize, options: &Options) -> Result<
     let temp = root.join(format!("faultline-cluster-{token}"));
 
     let n = scenario.members;
-    let mut net = Net::new();
-    let mut ports = Vec::new();
-    let mut peer_routes = Vec::new();
-    let mut client_routes = Vec::new();
     let start_err = |e: std::io::Error| ClusterError::Start(format!("loopback ports: {e}"));
+    let mut ports = Vec::new();
+    let mut upstreams = Vec::new();
     for m in 0..n {
         let (client_port, peer_port) = (free_port().map_err(start_err)?, free_port().map_err(start_err)?);
         let up = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        peer_routes.push(net.add_route(&format!("m{m}-peer"), up(peer_port)).await.map_err(start_err)?);
-        client_routes.push(net.add_route(&format!("m{m}-client"), up(client_port)).await.map_err(start_err)?);
+        upstreams.push((format!("m{m}-peer"), up(peer_port)));
+        upstreams.push((format!("m{m}-client"), up(client_port)));
         ports.push((client_port, peer_port));
     }
+    let (net, addrs) = Net::open(scenario.proxy, &upstreams).await.map_err(start_err)?;
+    let peer_routes: Vec<SocketAddr> = addrs.iter().step_by(2).copied().collect();
+    let client_routes: Vec<SocketAddr> = addrs.iter().skip(1).step_by(2).copied().collect();
     let initial_cluster: Vec<String> = (0..n).map(|m| format!("m{m}=http://{}", peer_routes[m])).collect();
     let members: Vec<Member> = (0..n)
         .map(|m| {

@@ -3,8 +3,11 @@
 //! drop one direction, hold half-open), each optionally limited to connections whose first
 //! bytes contain given strings.
 //!
-//! This is a stand-in for the crate's general proxy (`faultline_real::proxy`, written in
-//! parallel), kept to what the etcd nemesis uses, so that the cluster does not wait on it.
+//! [`Routes`] is the cluster's own proxy, kept to what the etcd nemesis uses, and the
+//! default. The crate's general proxy ([`crate::proxy`]) can carry the traffic instead
+//! (`[cluster] proxy = "faultline-proxy"`), through the same four effects; it decides
+//! `matches` on a connection's first bytes only, which an etcd partition leaks through
+//! (docs/real.md), so it is not the default.
 //!
 //! Why the first bytes: etcd's rafthttp sends every peer request with a header
 //! `X-Server-From: <member id>`, and the first line says which kind of connection it is.
@@ -81,15 +84,15 @@ struct Route {
 
 /// The routes, their rules, and a log of the connections they saw (first line and
 /// `X-Server-From`, so a reader can check what the rules matched).
-pub struct Net {
+pub struct Routes {
     routes: Vec<Route>,
     next_id: u64,
     log: Arc<Mutex<String>>,
 }
 
-impl Net {
-    pub fn new() -> Net {
-        Net { routes: Vec::new(), next_id: 1, log: Arc::new(Mutex::new(String::new())) }
+impl Routes {
+    pub fn new() -> Routes {
+        Routes { routes: Vec::new(), next_id: 1, log: Arc::new(Mutex::new(String::new())) }
     }
 
     /// Opens a route on a free loopback port to `upstream`; returns its address.
@@ -120,7 +123,7 @@ impl Net {
         self.routes.iter().find(|r| r.name == name).map(|r| r.listen)
     }
 
-    /// Adds a rule to a route; returns its id for [`Net::remove`].
+    /// Adds a rule to a route; returns its id for [`Routes::remove`].
     pub fn add(&mut self, route: &str, effect: Effect, matches: &[&str]) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -154,15 +157,141 @@ impl Net {
     }
 }
 
-impl Default for Net {
+impl Default for Routes {
     fn default() -> Self {
-        Net::new()
+        Routes::new()
     }
 }
 
-impl Drop for Net {
+impl Drop for Routes {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Which proxy carries the cluster's traffic.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// The cluster's own routes ([`Routes`]).
+    Routes,
+    /// The crate's general proxy ([`crate::proxy::Proxy`]).
+    FaultlineProxy,
+}
+
+/// The general proxy, driven through the four effects.
+pub struct ProxyNet {
+    proxy: Option<crate::proxy::Proxy>,
+    faults: std::collections::BTreeMap<u64, (String, crate::proxy::FaultHandle)>,
+    next_id: u64,
+    names: Vec<String>,
+}
+
+/// The proxy in front of the members, whichever it is.
+pub enum Net {
+    Routes(Routes),
+    Proxy(ProxyNet),
+}
+
+impl Net {
+    /// Opens one route per `(name, upstream)`, on free loopback ports; returns their
+    /// addresses in the same order.
+    pub async fn open(backend: Backend, routes: &[(String, SocketAddr)]) -> std::io::Result<(Net, Vec<SocketAddr>)> {
+        match backend {
+            Backend::Routes => {
+                let mut net = Routes::new();
+                let mut addrs = Vec::new();
+                for (name, upstream) in routes {
+                    addrs.push(net.add_route(name, *upstream).await?);
+                }
+                Ok((Net::Routes(net), addrs))
+            }
+            Backend::FaultlineProxy => {
+                let specs = routes
+                    .iter()
+                    .map(|(name, upstream)| crate::proxy::RouteSpec {
+                        name: name.clone(),
+                        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                        upstream: upstream.to_string(),
+                    })
+                    .collect();
+                let proxy = crate::proxy::Proxy::start(specs, None, 1).await.map_err(std::io::Error::other)?;
+                let addrs = routes.iter().map(|(name, _)| proxy.route_addr(name).expect("a started route")).collect();
+                let names = routes.iter().map(|(n, _)| n.clone()).collect();
+                Ok((Net::Proxy(ProxyNet { proxy: Some(proxy), faults: Default::default(), next_id: 1, names }), addrs))
+            }
+        }
+    }
+
+    /// Adds a rule to a route; returns its id for [`Net::remove`].
+    pub fn add(&mut self, route: &str, effect: Effect, matches: &[&str]) -> u64 {
+        match self {
+            Net::Routes(r) => r.add(route, effect, matches),
+            Net::Proxy(p) => {
+                use crate::proxy::{Direction, PartitionMode, StreamFault, StreamFaultKind};
+                let id = p.next_id;
+                p.next_id += 1;
+                let (kind, direction) = match effect {
+                    Effect::Cut if matches.is_empty() => {
+                        (StreamFaultKind::Partition { mode: PartitionMode::Refuse }, Direction::Both)
+                    }
+                    Effect::Cut => (StreamFaultKind::Partition { mode: PartitionMode::Reset }, Direction::Both),
+                    Effect::DropUp => (StreamFaultKind::HalfOpen, Direction::Upstream),
+                    Effect::DropDown => (StreamFaultKind::HalfOpen, Direction::Downstream),
+                    Effect::Hold => (StreamFaultKind::HalfOpen, Direction::Both),
+                };
+                let mut fault = StreamFault::new(kind).direction(direction);
+                // One string per fault: the sender's header when there is one (it says whose
+                // connection it is), else the first.
+                if let Some(m) = matches.iter().find(|m| m.starts_with("X-Server-From")).or(matches.first()) {
+                    fault = fault.matching(*m);
+                }
+                if let Some(proxy) = &p.proxy
+                    && let Ok(handle) = proxy.add_fault(route, fault)
+                {
+                    p.faults.insert(id, (route.to_owned(), handle));
+                }
+                id
+            }
+        }
+    }
+
+    /// Removes rules by id.
+    pub fn remove(&mut self, ids: &[u64]) {
+        match self {
+            Net::Routes(r) => r.remove(ids),
+            Net::Proxy(p) => {
+                for id in ids {
+                    if let (Some((route, handle)), Some(proxy)) = (p.faults.remove(id), &p.proxy) {
+                        let _ = proxy.remove_fault(&route, handle);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the proxy saw: the connection log, or the general proxy's counters per route.
+    pub fn log(&self) -> String {
+        match self {
+            Net::Routes(r) => r.log(),
+            Net::Proxy(p) => {
+                let mut s = String::new();
+                for name in &p.names {
+                    if let Some(stats) = p.proxy.as_ref().and_then(|x| x.stats(name)) {
+                        let _ = writeln!(s, "{name}\t{}", serde_json::to_string(&stats).unwrap_or_default());
+                    }
+                }
+                s
+            }
+        }
+    }
+
+    pub fn shutdown(&mut self) {
+        match self {
+            Net::Routes(r) => r.shutdown(),
+            // Dropping the general proxy aborts its tasks.
+            Net::Proxy(p) => drop(p.proxy.take()),
+        }
     }
 }
 
