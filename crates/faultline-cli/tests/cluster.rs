@@ -180,3 +180,63 @@ fn without_etcd_the_cluster_cannot_run_and_says_why() {
     assert!(stderr.contains("etcd is not on PATH"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A directory holding an executable `etcd` that runs `body` (a shell script).
+fn fake_etcd(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = bin.join("etcd");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn a_member_that_exits_at_start_is_exit_2_with_its_last_words() {
+    let dir = scratch("exits");
+    let bin = fake_etcd(&dir, "echo 'fake etcd: cannot bind' >&2; exit 1");
+    let scenario = short_scenario(&dir, 1000, "");
+    let out = Command::new(BIN)
+        .args(["cluster", "--out"])
+        .arg(dir.join("out"))
+        .arg(&scenario)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("TMPDIR", dir.join("tmp"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("exited") && stderr.contains("fake etcd: cannot bind"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn members_that_never_answer_are_exit_2_and_are_killed() {
+    let dir = scratch("silent");
+    // Runs until killed, with the data directory on its command line (as etcd has).
+    let bin = fake_etcd(&dir, "while :; do sleep 1; done");
+    let scenario = dir.join("slow.toml");
+    std::fs::write(
+        &scenario,
+        "[cluster]\nmembers = 3\nstart_timeout_ms = 1000\n[workload]\nduration_ms = 1000\n[[cases]]\nname = \"x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["cluster", "--out"])
+        .arg(dir.join("out"))
+        .arg(&scenario)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("TMPDIR", dir.join("tmp"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did not all answer within 1000 ms"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "a progress line and the error: {stderr}");
+    let left = processes_under(&dir.join("tmp"));
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
