@@ -49,12 +49,12 @@ fn processes_under(dir: &Path) -> Vec<(u32, String)> {
 }
 
 #[test]
-fn the_json_report_has_the_documented_keys_and_a_linearizable_run_exits_0() {
+fn the_json_report_has_the_documented_keys_and_a_linearizable_run_exits_0_and_keep_keeps_the_data() {
     let _serial = serial();
     let dir = scratch("json");
     let scenario = short_scenario(&dir, 3000, "");
     let out = Command::new(BIN)
-        .args(["cluster", "--format", "json", "--out"])
+        .args(["cluster", "--format", "json", "--keep", "--out"])
         .arg(dir.join("out"))
         .arg(&scenario)
         .env("TMPDIR", dir.join("tmp"))
@@ -86,7 +86,12 @@ fn the_json_report_has_the_documented_keys_and_a_linearizable_run_exits_0() {
     let check = Command::new(BIN).arg("check").arg(case.join("history.edn")).output().unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
     assert!(processes_under(&dir.join("tmp")).is_empty());
-    assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0, "the temporary directory was removed");
+    // --keep: the members' data directories stay (the members do not).
+    let temp = PathBuf::from(report["temp_dir"].as_str().unwrap());
+    assert!(temp.starts_with(dir.join("tmp")), "{temp:?}");
+    for m in ["m0", "m1", "m2"] {
+        assert!(temp.join(m).join("member").is_dir(), "{m}'s data directory was not kept");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
