@@ -56,6 +56,17 @@ pub fn run(args: Args, out: &mut String) -> Result<Outcome> {
         let report = cluster::run_blocking(&scenario, c, &options)?;
         if args.format == Format::Table {
             out.push_str(&report.text());
+            if report.linearizable == Some(false) {
+                // The seed fixes the clients' draws and the schedule, not the timing of real
+                // processes: a rerun gives another history, most likely with the same verdict.
+                out.push_str(&format!(
+                    "reproduce (the same draws and faults, not the same timing): {} cluster {} --case {:?} --seed {}\n",
+                    std::env::args().next().unwrap_or_else(|| "faultline".into()),
+                    args.scenario.display(),
+                    report.case,
+                    report.seed
+                ));
+            }
             out.push('\n');
         }
         reports.push(report);

@@ -10,9 +10,9 @@
 //! normal return, an error or a dropped future (Ctrl-C in the CLI), and the panic hook of
 //! [`member::install_panic_hook`] on a panic.
 //!
-//! What is reproducible: the scenario, the seed and so the sequence of operations each
-//! client chooses, and the fault schedule. What is not: when each operation runs against
-//! real processes, what etcd answers, who leads when a `leader` fault starts.
+//! What is reproducible: the scenario, the seed and so the draws each client makes (which
+//! key, which kind of operation), and the fault schedule. What is not: when each operation
+//! runs against real processes, what etcd answers, who leads when a `leader` fault starts.
 
 pub mod client;
 pub mod member;
