@@ -71,13 +71,15 @@ pub fn kill_all() {
     }
 }
 
-/// Makes a panic anywhere kill the members before the process ends (once per process).
+/// Makes a panic anywhere kill the members and remove the runs' temporary directories
+/// before the process ends (once per process). Under `panic = "abort"` (the release build)
+/// nothing else would: no destructor runs.
 pub fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            kill_all();
+            interrupted();
             previous(info);
         }));
     });
