@@ -441,3 +441,51 @@ async fn shutdown_closes_live_connections() {
     proxy.shutdown().await;
     assert!(is_closed(&mut s).await);
 }
+
+#[tokio::test]
+async fn a_one_way_reset_partition_resets_at_the_first_byte_that_crosses() {
+    let (upstream, mut received) = ticking_server().await;
+    let proxy = proxy_to(upstream).await;
+    let mut s = connect(&proxy).await;
+    let up = StreamFault::new(K::Partition { mode: PartitionMode::Reset }).direction(Direction::Upstream);
+    proxy.add_fault("r", up).expect("add");
+    // Server to client still flows: the cut is the other way, and nothing has crossed it.
+    assert!(ticks_flow(&mut s).await, "a one-way reset cut the other way");
+    s.write_all(b"x").await.expect("write");
+    assert!(is_closed(&mut s).await, "a byte crossed a one-way reset partition");
+    assert!(!server_gets(&mut received, QUIET).await);
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refuse_partition_with_matches_resets_matching_connections_at_the_verdict() {
+    let proxy = proxy_to(echo_server().await).await;
+    let refuse = StreamFault::new(K::Partition { mode: PartitionMode::Refuse }).matching("X-Server-From: aaaa");
+    proxy.add_fault("r", refuse).expect("add");
+    let mut a = connect(&proxy).await;
+    a.write_all(&http_request("aaaa")).await.expect("write");
+    assert!(is_closed(&mut a).await, "a matching connection was not refused");
+    let mut b = connect(&proxy).await;
+    assert!(
+        round_trip(&mut b, &http_request("bbbb"), PATIENCE).await.is_some(),
+        "a connection that does not match was refused"
+    );
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn delay_with_jitter_keeps_the_order_of_bytes() {
+    let proxy = proxy_to(echo_server().await).await;
+    proxy.add_fault("r", StreamFault::new(K::Delay { latency_ms: 20, jitter_ms: 20 })).expect("add");
+    let mut s = connect(&proxy).await;
+    let mut sent = Vec::new();
+    for i in 0..50u8 {
+        s.write_all(&[i]).await.expect("write");
+        sent.push(i);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut back = vec![0u8; sent.len()];
+    tokio::time::timeout(PATIENCE, s.read_exact(&mut back)).await.expect("all back").expect("read");
+    assert_eq!(back, sent, "jitter reordered bytes");
+    proxy.shutdown().await;
+}

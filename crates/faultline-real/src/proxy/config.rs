@@ -187,7 +187,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<ProxyConfig, ConfigError> 
         let mut faults = Vec::with_capacity(r.faults.len());
         for (j, f) in r.faults.iter().enumerate() {
             let fault = f.validate().map_err(|e| {
-                let path = [Seg::Key("routes"), Seg::Index(i), Seg::Key("faults"), Seg::Index(j), Seg::Key(e.field)];
+                let path = [Seg::Key("routes"), Seg::Index(i), Seg::Key("faults"), Seg::Index(j), Seg::Key(&e.field)];
                 located(span_of(doc, &path), &format!("routes[{i}].faults[{j}].{}", e.field), &e.message)
             })?;
             faults.push(fault);

@@ -44,6 +44,8 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 pub const PREFIX_BYTES: usize = 4096;
 /// How long after the first client byte the prefix may still grow.
 pub const PREFIX_WAIT: Duration = Duration::from_millis(100);
+/// How long [`Proxy::shutdown`] waits for the control API's requests in progress.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How long dialing the upstream may take before the client's connection is reset.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -454,10 +456,14 @@ impl Proxy {
     }
 
     /// Stops accepting, closes every connection and the control API, and waits for every
-    /// task to end.
+    /// task to end. The control API lets requests in progress finish; one that has not
+    /// after [`SHUTDOWN_GRACE`] is cut.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        while self.tasks.join_next().await.is_some() {}
+        let drained = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+            self.tasks.shutdown().await;
+        }
     }
 }
 

@@ -31,12 +31,12 @@ pub struct FaultSpec {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct FaultSpecError {
-    pub field: &'static str,
+    pub field: String,
     pub message: String,
 }
 
-fn error(field: &'static str, message: impl Into<String>) -> FaultSpecError {
-    FaultSpecError { field, message: message.into() }
+fn error(field: &str, message: impl Into<String>) -> FaultSpecError {
+    FaultSpecError { field: field.to_owned(), message: message.into() }
 }
 
 fn probability(p: Option<f64>, default: Option<f64>) -> Result<f64, FaultSpecError> {
@@ -166,19 +166,15 @@ pub fn from_json(body: &[u8]) -> Result<StreamFault, FaultSpecError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let spec: FaultSpec = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let field: &'static str = match path.as_str() {
-            "." | "" => "(body)",
-            "kind" => "kind",
-            "direction" => "direction",
-            "matches" => "matches",
-            "latency_ms" => "latency_ms",
-            "jitter_ms" => "jitter_ms",
-            "mode" => "mode",
-            "p" => "p",
-            "bytes_per_s" => "bytes_per_s",
-            _ => "(body)",
+        let message = e.inner().to_string();
+        // serde names an unknown field in its message, at the path of the object holding it.
+        let unknown = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
+        let field = match (unknown, path.as_str()) {
+            (Some(name), _) => faultline::input::elide(name),
+            (None, "." | "") => "(body)".to_owned(),
+            (None, path) => path.to_owned(),
         };
-        error(field, faultline::input::one_line(&e.into_inner().to_string()))
+        error(&field, faultline::input::one_line(&message))
     })?;
     spec.validate()
 }
@@ -216,7 +212,7 @@ mod tests {
         assert_eq!(spec(r#"{"kind":"flip"}"#).unwrap_err().field, "p");
         assert_eq!(spec(r#"{"kind":"delay","latency_ms":5,"p":0.1}"#).unwrap_err().field, "p");
         assert_eq!(spec(r#"{"kind":"partition","mode":"drop"}"#).unwrap_err().field, "mode");
-        assert_eq!(spec(r#"{"kind":"delay","latency":5}"#).unwrap_err().field, "(body)");
+        assert_eq!(spec(r#"{"kind":"delay","latency":5}"#).unwrap_err().field, "latency");
         assert_eq!(spec(r#"{"kind":"delay","latency_ms":"x"}"#).unwrap_err().field, "latency_ms");
         assert_eq!(spec("not json").unwrap_err().field, "(body)");
         assert_eq!(spec(r#"{"kind":"half-open","matches":""}"#).unwrap_err().field, "matches");
