@@ -30,9 +30,11 @@ use serde::Serialize;
 
 mod budget;
 mod check;
+mod cluster;
 mod diagnose;
 mod output;
 mod plot;
+mod proxy;
 mod tolerance;
 
 /// The exit codes, as every `--help` ends.
@@ -307,6 +309,30 @@ enum Command {
         #[arg(long, value_enum, value_name = "FORMAT")]
         input_format: Option<HistoryInput>,
     },
+    /// Run a real etcd cluster (3 or 5 members on loopback, Debian's etcd-server) under a
+    /// scenario's faults: a register workload through etcd's v3 API, a nemesis on the wall
+    /// clock, monitoring scraped into signals; writes the history (Jepsen's EDN), the
+    /// nemesis log, each member's log, the signals and a report with `faultline check`'s
+    /// verdict and `faultline diagnose`'s scored verdicts (docs/real.md).
+    #[command(after_help = cluster::EXIT_CODES)]
+    Cluster {
+        /// A real-cluster scenario (scenarios/real/*.toml).
+        scenario: PathBuf,
+        /// Run only the case with this name (default: every case, one after another).
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// The output directory: each case writes into <DIR>/<scenario>/<case>.
+        #[arg(long, value_name = "DIR", default_value = "faultline-cluster")]
+        out: PathBuf,
+        /// Keep the members' data directories (they are removed otherwise).
+        #[arg(long)]
+        keep: bool,
+        /// The workload's seed (default: the scenario's): the clients' operation sequence.
+        #[arg(long, value_parser = seed_arg())]
+        seed: Option<u64>,
+    },
     /// List the workloads this command line runs: each `protocol = "..."` a scenario may
     /// name (the first is the default), with what it is.
     #[command(after_help = EXIT_CODES)]
@@ -377,6 +403,15 @@ enum Command {
         overrides: Vec<Override>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Run a fault-injecting TCP proxy (docs/proxy.md) from FILE until Ctrl-C; its faults
+    /// change at run time through its HTTP/JSON control API.
+    #[command(after_help = EXIT_CODES)]
+    Proxy {
+        config: PathBuf,
+        /// Seed of the faults' draws (default: the file's, else a fresh one, printed).
+        #[arg(long, value_parser = seed_arg())]
+        seed: Option<u64>,
     },
 }
 
@@ -555,7 +590,11 @@ pub fn main(registry: &Registry) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if let Err(e) = output::check_stdout_open().and_then(|()| output::install_cleanup()) {
+    // The proxy runs until a signal and shuts down cleanly on it: it takes the signals itself.
+    let own_signals = matches!(cli.command, Command::Proxy { .. });
+    if let Err(e) =
+        output::check_stdout_open().and_then(|()| if own_signals { Ok(()) } else { output::install_cleanup() })
+    {
         return fail(&e);
     }
     let budget_mb = cli.memory_mb.unwrap_or_else(budget::default_mb);
@@ -936,6 +975,10 @@ fn execute(registry: &Registry, command: Command, budget_mb: u64, out: &mut Stri
             outp!(out, "{}", tolerance::costs(&ns.0, auth, format == Format::Json)?);
             Ok(Outcome::Ok)
         }
+        Command::Cluster { scenario, case, format, out: dir, keep, seed } => {
+            cluster::run(cluster::Args { scenario, case, format, out: dir, keep, seed }, out)
+        }
+        Command::Proxy { config, seed } => proxy::run(&config, seed).map(|()| Outcome::Ok),
         Command::Bench { scenario, rounds, seed, mut overrides, format } => {
             if let Some(r) = rounds {
                 overrides.push(Override { key: "quorum.rounds".into(), value: r.to_string() });

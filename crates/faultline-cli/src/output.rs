@@ -43,6 +43,15 @@ fn remove(list: &mut Vec<PathBuf>) {
     }
 }
 
+/// Hooks run by the signal thread before it ends the process (a command's own cleanup:
+/// `faultline cluster` kills its etcd members and removes their directories).
+static ON_SIGNAL: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+
+/// Adds a hook for SIGINT, SIGTERM and SIGHUP (run on the signal thread, not in a handler).
+pub fn on_signal(hook: fn()) {
+    ON_SIGNAL.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
+}
+
 /// Removes pending temporary files on SIGINT, SIGTERM and SIGHUP (then ends the process as
 /// the signal would have) and on a panic (before the default hook reports it; the release
 /// build aborts on panic, and an abort runs no destructor).
@@ -64,6 +73,10 @@ pub fn install_cleanup() -> Result<()> {
         .name("signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                let hooks = ON_SIGNAL.lock().map(|h| h.clone()).unwrap_or_default();
+                for hook in hooks {
+                    hook();
+                }
                 remove_pending();
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);
