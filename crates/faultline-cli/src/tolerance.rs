@@ -210,7 +210,7 @@ fn svg(rows: &[Row], seeds: &Range<u64>) -> Result<String> {
 }
 
 /// `faultline costs`: both protocols at each `n`, with CPU time per request (the best of
-/// `repeats` single-threaded runs, since other work on the machine only adds).
+/// nine single-threaded runs, since other work on the machine only adds).
 #[derive(Serialize)]
 struct CostOut {
     #[serde(flatten)]
@@ -219,7 +219,7 @@ struct CostOut {
 }
 
 pub fn costs(ns: &[usize], auth: Auth, json: bool) -> Result<String> {
-    const REPEATS: usize = 3;
+    const REPEATS: usize = 9;
     let mut out = Vec::new();
     for &n in ns {
         for protocol in [Protocol::Raft, Protocol::Pbft] {

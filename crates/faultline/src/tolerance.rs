@@ -185,14 +185,6 @@ const LATE_MS: u64 = 1_500;
 /// When Twins' partition heals.
 const HEAL_MS: u64 = 1_000;
 
-fn splitmix(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// The faults of a cell's case, as TOML inline tables.
 fn faults(cell: &Cell, names: &[String], seed: u64) -> Vec<String> {
     let k = cell.faulty;
@@ -215,11 +207,13 @@ fn faults(cell: &Cell, names: &[String], seed: u64) -> Vec<String> {
 /// second instance and c1 on the other, each correct replica on a side drawn from the seed.
 fn twins_partition(cell: &Cell, seed: u64) -> Vec<String> {
     let (n, k) = (cell.n, cell.faulty);
-    let mut state = seed ^ 0x0074_7769_6e73; // "twins"
     let mut x: Vec<String> = (0..k).map(|i| format!("r{i}")).collect();
     let mut y: Vec<String> = (0..k).map(|i| format!("t{i}")).collect();
     for i in k..n {
-        if splitmix(&mut state) & 1 == 0 { x.push(format!("r{i}")) } else { y.push(format!("r{i}")) }
+        // One coin per replica, from the seed alone ("twins" keeps it apart from the
+        // simulator's own streams of the same seed).
+        let coin = crate::rng::splitmix64(seed ^ crate::rng::splitmix64(0x0074_7769_6e73 + i as u64));
+        if coin & 1 == 0 { x.push(format!("r{i}")) } else { y.push(format!("r{i}")) }
     }
     x.push("c0".to_owned());
     y.push("c1".to_owned());
@@ -388,7 +382,7 @@ pub struct CostRow {
 }
 
 /// The request stream both protocols serve in [`costs`].
-pub const COST_REQUESTS: u64 = 300;
+pub const COST_REQUESTS: u64 = 1000;
 
 /// The scenario [`costs`] runs for `protocol` (Raft or PBFT) at `n` replicas.
 pub fn cost_scenario(protocol: Protocol, n: usize, auth: pbft::Auth) -> String {

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use faultline::detect::eval::{self, DetectorKind};
 use faultline::protocols::heartbeat::Heartbeat;
+use faultline::protocols::pbft::Pbft;
 use faultline::protocols::quorum::{Quorum, report};
 use faultline::protocols::raft::Raft;
 use faultline::scenario::{Override, Scenario};
@@ -109,6 +110,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("directory entry").path();
         if path.is_dir() {
+            // scenarios/real/ holds `faultline cluster`'s files: real processes, not the
+            // simulator's scenarios (faultline-real's own tests read them).
+            if path.file_name().is_some_and(|n| n == "real") {
+                continue;
+            }
             walk(&path, out);
         } else if path.extension().is_some_and(|e| e == "toml") {
             out.push(path);
@@ -1115,6 +1121,10 @@ fn run(mut s: Scenario, seed: u64) -> u64 {
             events += row.events;
         } else if let Some(r) = workload_config::<Raft>(&s) {
             let row = faultline::protocols::raft::report::run_case(&s, &r.config, case, seed, r.liveness);
+            events += row.messages;
+        } else if let Some(r) = workload_config::<Pbft>(&s) {
+            let (row, _) =
+                faultline::protocols::pbft::report::run_case_traced(&s, &r.config, case, seed, r.liveness, None, false);
             events += row.messages;
         } else {
             let h = workload_config::<Heartbeat>(&s).expect("one of the built-in workloads");

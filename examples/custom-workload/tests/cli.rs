@@ -146,9 +146,9 @@ fn the_built_in_workloads_run_through_the_same_binary() {
     let path = dir.join("p.toml");
     std::fs::write(&path, "protocol = \"paxos\"\n[[cases]]\nname = \"c\"\n").unwrap();
     let out = faultline(&["run", path.to_str().unwrap()]);
-    assert!(out.stderr.contains("(expected quorum, heartbeat, raft or two-phase)"), "{}", out.stderr);
+    assert!(out.stderr.contains("(expected quorum, heartbeat, raft, pbft or two-phase)"), "{}", out.stderr);
     std::fs::remove_dir_all(&dir).unwrap();
     let list = faultline(&["workloads"]);
     let names: Vec<&str> = list.stdout.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    assert_eq!(names, ["quorum", "heartbeat", "raft", "two-phase"]);
+    assert_eq!(names, ["quorum", "heartbeat", "raft", "pbft", "two-phase"]);
 }

@@ -41,7 +41,7 @@ mod tests;
 pub mod wire;
 mod workload;
 
-pub use workload::{Pbft, PbftRun, RawPbft};
+pub use workload::{Pbft, PbftRun, PbftSweepRow, RawPbft};
 
 use std::rc::Rc;
 
