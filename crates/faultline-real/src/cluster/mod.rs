@@ -167,7 +167,7 @@ pub async fn run(scenario: &Scenario, case: usize, options: &Options) -> Result<
         upstreams.push((format!("m{m}-client"), up(client_port)));
         ports.push((client_port, peer_port));
     }
-    let (net, addrs) = Net::open(scenario.proxy, &upstreams).await.map_err(start_err)?;
+    let (net, addrs) = Net::open(&upstreams).await.map_err(start_err)?;
     let peer_routes: Vec<SocketAddr> = addrs.iter().step_by(2).copied().collect();
     let client_routes: Vec<SocketAddr> = addrs.iter().skip(1).step_by(2).copied().collect();
     let initial_cluster: Vec<String> = (0..n).map(|m| format!("m{m}=http://{}", peer_routes[m])).collect();

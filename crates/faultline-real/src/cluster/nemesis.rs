@@ -66,29 +66,34 @@ fn start(shared: &Shared, action: Action, m: usize, ids: &[String]) -> Result<Ve
         Action::Pause => inner.members[m].signal(Signal::SIGSTOP).map_err(|e| format!("SIGSTOP: {e}"))?,
         Action::Crash | Action::Restart => inner.members[m].kill(),
         Action::HalfOpen => {
-            rules.push(inner.net.add(&peer(m), Effect::Hold, &[]));
-            rules.push(inner.net.add(&format!("m{m}-client"), Effect::Hold, &[]));
+            rules.push(inner.net.add(&peer(m), Effect::Hold, None));
+            rules.push(inner.net.add(&format!("m{m}-client"), Effect::Hold, None));
             inner.members[m].kill();
         }
         Action::Partition => {
-            rules.push(inner.net.add(&peer(m), Effect::Cut, &[]));
+            rules.push(inner.net.add(&peer(m), Effect::Cut, None));
             for &o in &others {
-                rules.push(inner.net.add(&peer(o), Effect::Cut, &[&from_m]));
+                rules.push(inner.net.add(&peer(o), Effect::Cut, Some(&from_m)));
             }
         }
         Action::OmitSend => {
             // Its messages: on the streams the others dialed into it (downstream), and on
-            // its own pipeline posts into them (upstream).
-            rules.push(inner.net.add(&peer(m), Effect::DropDown, &["GET /raft/stream"]));
+            // its own pipeline posts into them (upstream). On the others' routes every
+            // connection it dialed loses its upstream, its stream requests too (a stream's
+            // upstream carries only its request): it then hears the others through their
+            // pipeline posts into it, which nothing drops.
+            rules.push(inner.net.add(&peer(m), Effect::DropDown, Some("GET /raft/stream")));
             for &o in &others {
-                rules.push(inner.net.add(&peer(o), Effect::DropUp, &[&from_m, "POST "]));
+                rules.push(inner.net.add(&peer(o), Effect::DropUp, Some(&from_m)));
             }
         }
         Action::OmitReceive => {
-            // Messages to it: the others' posts into it, and its own streams from them.
-            rules.push(inner.net.add(&peer(m), Effect::DropUp, &["POST "]));
+            // Messages to it: the others' posts into it, and its own streams from them (on
+            // the others' routes every connection it dialed loses its downstream, the
+            // answers to its own posts too: they were delivered, it never learns so).
+            rules.push(inner.net.add(&peer(m), Effect::DropUp, Some("POST ")));
             for &o in &others {
-                rules.push(inner.net.add(&peer(o), Effect::DropDown, &[&from_m, "GET /raft/stream"]));
+                rules.push(inner.net.add(&peer(o), Effect::DropDown, Some(&from_m)));
             }
         }
     }
