@@ -65,7 +65,9 @@ impl Net {
         let id = self.next_id;
         self.next_id += 1;
         let (kind, direction) = match effect {
-            Effect::Cut if matches.is_none() => (StreamFaultKind::Partition { mode: PartitionMode::Refuse }, Direction::Both),
+            Effect::Cut if matches.is_none() => {
+                (StreamFaultKind::Partition { mode: PartitionMode::Refuse }, Direction::Both)
+            }
             Effect::Cut => (StreamFaultKind::Partition { mode: PartitionMode::Reset }, Direction::Both),
             Effect::DropUp => (StreamFaultKind::HalfOpen, Direction::Upstream),
             Effect::DropDown => (StreamFaultKind::HalfOpen, Direction::Downstream),
