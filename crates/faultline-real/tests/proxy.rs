@@ -375,6 +375,93 @@ async fn matches_confines_a_fault_to_matching_connections_new_and_live() {
     proxy.shutdown().await;
 }
 
+/// A server that answers every HTTP/1 request on a connection with an empty 200 (bodies
+/// of `Content-Length` bytes read and skipped), keeping the connection alive.
+async fn http_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut buf).await {
+                            Ok(n @ 1..) => pending.extend_from_slice(&buf[..n]),
+                            _ => return,
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&pending[..end]).to_string();
+                    let body: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or(0);
+                    while pending.len() < end + 4 + body {
+                        match s.read(&mut buf).await {
+                            Ok(n @ 1..) => pending.extend_from_slice(&buf[..n]),
+                            _ => return,
+                        }
+                    }
+                    pending.drain(..end + 4 + body);
+                    if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends one request and whether its answer came within `wait`.
+async fn ask(s: &mut TcpStream, request: &[u8], wait: Duration) -> bool {
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    if s.write_all(request).await.is_err() {
+        return false;
+    }
+    let mut back = vec![0u8; answer.len()];
+    matches!(tokio::time::timeout(wait, s.read_exact(&mut back)).await, Ok(Ok(_))) && back == answer
+}
+
+const PROBE: &[u8] = b"GET /raft/probing HTTP/1.1\r\nHost: x\r\n\r\n";
+
+fn post(from: &str) -> Vec<u8> {
+    format!("POST /raft HTTP/1.1\r\nHost: x\r\nX-Server-From: {from}\r\nContent-Length: 5\r\n\r\nhello").into_bytes()
+}
+
+#[tokio::test]
+async fn matches_judges_every_request_of_a_kept_alive_connection() {
+    let proxy = proxy_to(http_server().await).await;
+    let cut = StreamFault::new(K::Partition { mode: PartitionMode::Reset }).matching("X-Server-From: aaaa");
+    let id = proxy.add_fault("r", cut).expect("add");
+    // The first request does not match; the second, on the same connection, does.
+    let mut reused = connect(&proxy).await;
+    assert!(ask(&mut reused, PROBE, PATIENCE).await, "a request that does not match was cut");
+    assert!(!ask(&mut reused, &post("aaaa"), QUIET).await, "a matching second request crossed");
+    assert!(is_closed(&mut reused).await, "the kept-alive connection was not cut at its matching request");
+    // Another member's connection, the same shape, is untouched (a body that follows its
+    // head is not taken for a head).
+    let mut other = connect(&proxy).await;
+    assert!(ask(&mut other, PROBE, PATIENCE).await);
+    assert!(ask(&mut other, &post("bbbb"), PATIENCE).await, "a request that does not match was cut");
+    assert!(ask(&mut other, &post("bbbb"), PATIENCE).await);
+    proxy.remove_fault("r", id).expect("remove");
+    // A connection that once carried a matching request matches from then on: a fault
+    // added later acts on its next request, whatever that request says.
+    let mut live = connect(&proxy).await;
+    assert!(ask(&mut live, PROBE, PATIENCE).await);
+    assert!(ask(&mut live, &post("aaaa"), PATIENCE).await);
+    let stall = StreamFault::new(K::Partition { mode: PartitionMode::Stall }).matching("X-Server-From: aaaa");
+    let id = proxy.add_fault("r", stall).expect("add");
+    assert!(!ask(&mut live, PROBE, QUIET).await, "a connection that had matched crossed a later fault");
+    assert!(ask(&mut other, PROBE, PATIENCE).await, "a connection that never matched was held");
+    proxy.remove_fault("r", id).expect("remove");
+    proxy.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_control_api_adds_lists_and_removes_faults() {
     let upstream = echo_server().await;

@@ -96,6 +96,9 @@ pub struct Spec {
     /// The address clients are told to use (its client route).
     pub advertise_client: String,
     pub peer_port: u16,
+    /// The port of its metrics listener (`/metrics`, `/health`): reached directly, never
+    /// through the proxy, as a load balancer's or Prometheus' own path to the host would.
+    pub metrics_port: u16,
     /// The address peers are told to use (its peer route, through the proxy).
     pub advertise_peer: String,
     /// `m0=http://...,m1=...`: every member's advertised peer address.
@@ -144,6 +147,8 @@ impl Member {
             .arg(&s.advertise_client)
             .arg("--listen-peer-urls")
             .arg(format!("http://127.0.0.1:{}", s.peer_port))
+            .arg("--listen-metrics-urls")
+            .arg(format!("http://127.0.0.1:{}", s.metrics_port))
             .arg("--initial-advertise-peer-urls")
             .arg(&s.advertise_peer)
             .arg("--initial-cluster")

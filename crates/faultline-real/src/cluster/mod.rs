@@ -121,9 +121,14 @@ pub fn find_etcd() -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join("etcd")).find(|p| p.is_file())
 }
 
-/// A free loopback port (bound, then released for etcd to take).
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A free loopback port, and the listener holding it: kept until the proxy's routes are
+/// bound (which take free ports too, and could otherwise be given this one), then released
+/// for etcd to take.
+fn free_port(held: &mut Vec<std::net::TcpListener>) -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    held.push(listener);
+    Ok(port)
 }
 
 /// A token unique to this run: in the temporary directory's name and etcd's cluster token,
@@ -160,14 +165,18 @@ pub async fn run(scenario: &Scenario, case: usize, options: &Options) -> Result<
     let start_err = |e: std::io::Error| ClusterError::Start(format!("loopback ports: {e}"));
     let mut ports = Vec::new();
     let mut upstreams = Vec::new();
+    let mut held = Vec::new();
     for m in 0..n {
-        let (client_port, peer_port) = (free_port().map_err(start_err)?, free_port().map_err(start_err)?);
+        let client_port = free_port(&mut held).map_err(start_err)?;
+        let peer_port = free_port(&mut held).map_err(start_err)?;
+        let metrics_port = free_port(&mut held).map_err(start_err)?;
         let up = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         upstreams.push((format!("m{m}-peer"), up(peer_port)));
         upstreams.push((format!("m{m}-client"), up(client_port)));
-        ports.push((client_port, peer_port));
+        ports.push((client_port, peer_port, metrics_port));
     }
-    let (net, addrs) = Net::open(scenario.proxy, &upstreams).await.map_err(start_err)?;
+    let (net, addrs) = Net::open(&upstreams).await.map_err(start_err)?;
+    drop(held);
     let peer_routes: Vec<SocketAddr> = addrs.iter().step_by(2).copied().collect();
     let client_routes: Vec<SocketAddr> = addrs.iter().skip(1).step_by(2).copied().collect();
     let initial_cluster: Vec<String> = (0..n).map(|m| format!("m{m}=http://{}", peer_routes[m])).collect();
@@ -180,6 +189,7 @@ pub async fn run(scenario: &Scenario, case: usize, options: &Options) -> Result<
                 client_port: ports[m].0,
                 advertise_client: format!("http://{}", client_routes[m]),
                 peer_port: ports[m].1,
+                metrics_port: ports[m].2,
                 advertise_peer: format!("http://{}", peer_routes[m]),
                 initial_cluster: initial_cluster.join(","),
                 token: format!("faultline-{token}"),
@@ -220,6 +230,7 @@ pub async fn run(scenario: &Scenario, case: usize, options: &Options) -> Result<
         .map(|m| monitor::Target {
             name: format!("m{m}"),
             client: client_routes[m],
+            metrics: SocketAddr::from(([127, 0, 0, 1], ports[m].2)),
             gateway: Gateway::new(&client_routes[m].to_string(), Duration::from_millis(500)),
         })
         .collect();
@@ -282,6 +293,7 @@ pub async fn run(scenario: &Scenario, case: usize, options: &Options) -> Result<
             id: ids[m].clone(),
             client_port: ports[m].0,
             peer_port: ports[m].1,
+            metrics_port: ports[m].2,
             client_route: client_routes[m].to_string(),
             peer_route: peer_routes[m].to_string(),
         })

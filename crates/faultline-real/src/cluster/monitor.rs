@@ -1,19 +1,35 @@
-//! What monitoring sees of each member during a run, written as docs/signals.md's samples:
-//! a scrape of each member's Prometheus `/metrics` and Faultline's own probes, every
-//! `probe_interval_ms`, all through the member's client route (where a client or a load
-//! balancer would reach it).
+//! What monitoring sees of each member during a run, written as docs/signals.md's samples,
+//! every `probe_interval_ms`, by two paths, as in the gray-failure literature's setting
+//! (a load balancer's shallow health check beside the clients' real requests):
 //!
-//! - `transport` and `health_ok`: a raw TCP probe sends `GET /version` (a shallow check a
-//!   load balancer would use; it needs no quorum) and reads the first bytes: an answer is
-//!   `open`, a connection closed without one `closed`, a refused or timed-out connect
-//!   `refused`, a connection accepted and then silent `half-open`.
+//! - the **data path**, the member's client route (where clients reach it, through the
+//!   proxy): `transport` and `data_ok`, `data_latency_ms`, `content_digest`;
+//! - the **health path**, the member's metrics listener (`--listen-metrics-urls`, its own
+//!   port, reached directly as Prometheus or a load balancer's checker reaches a host):
+//!   `health_ok`, `health_latency_ms`, and the scrape behind `heartbeat_age_s`.
+//!
+//! So the signals tell apart what the docs define apart: a half-open member (its data path
+//! accepts connections and answers nothing, its health check passes: `transport =
+//! half-open`, `health_ok = 1`, `data_ok = 0`) from a paused one (frozen whole: the health
+//! check times out too) and a crashed one (the data path is reset, the health check
+//! refused).
+//!
+//! - `transport`: a raw TCP probe through the data path sends `GET /version` and reads the
+//!   first bytes: an answer is `open`, a connection closed or reset without one `closed`,
+//!   a refused or timed-out connect `refused`, a connection accepted and then silent
+//!   `half-open`.
+//! - `health_ok`, `health_latency_ms`: `GET /metrics` on the metrics listener answered 200
+//!   within the probe's timeout, and how long the status line took. A shallow check: the
+//!   process serves it without a quorum (etcd's `/health` asks for one, so an isolated but
+//!   live member would fail it).
 //! - `data_ok`, `data_latency_ms`, `content_digest`: a serializable range of a probe key
-//!   through the member (the member's own data, no quorum), and a digest of the value.
+//!   through the data path (the member's own data, no quorum), and a digest of the value.
 //!   The monitor writes the probe key about once a second, so a member cut off from the
 //!   others serves an old digest.
 //! - `heartbeat_age_s`: seconds since any other member last heard this one, read from the
-//!   others' `etcd_network_peer_received_bytes_total{From="<id>"}`: a follower's heartbeat
-//!   answers and a leader's heartbeats both move it, about every heartbeat interval.
+//!   others' `etcd_network_peer_received_bytes_total{From="<id>"}` in the same `/metrics`
+//!   scrape: a follower's heartbeat answers and a leader's heartbeats both move it, about
+//!   every heartbeat interval.
 //!
 //! The same scrape gives the leader as each member sees it (`/v3/maintenance/status`),
 //! from which the run counts leader changes and the nemesis finds the leader.
@@ -37,7 +53,10 @@ pub const PROBE_KEY: &str = "faultline-probe";
 #[derive(Clone)]
 pub struct Target {
     pub name: String,
+    /// The data path: the member's client route.
     pub client: SocketAddr,
+    /// The health path: the member's metrics listener, not behind the proxy.
+    pub metrics: SocketAddr,
     pub gateway: Gateway,
 }
 
@@ -68,26 +87,57 @@ fn digest(s: &str) -> String {
     format!("{h:016x}")
 }
 
-/// The raw TCP probe: the transport state, and the health check's latency when it passed.
-async fn transport_probe(addr: SocketAddr, timeout: Duration) -> (Transport, Option<f64>) {
-    let started = Instant::now();
+/// The raw TCP probe of the data path: the transport state.
+async fn transport_probe(addr: SocketAddr, timeout: Duration) -> Transport {
     let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
-        _ => return (Transport::Refused, None),
+        _ => return Transport::Refused,
     };
     let request = b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     if stream.write_all(request).await.is_err() {
-        return (Transport::Closed, None);
+        return Transport::Closed;
     }
     let mut buf = [0u8; 64];
     match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
-        Ok(Ok(n @ 1..)) => {
-            let ok = buf[..n].starts_with(b"HTTP/1.1 200");
-            (Transport::Open, ok.then(|| started.elapsed().as_secs_f64() * 1e3))
-        }
-        Ok(_) => (Transport::Closed, None),
-        Err(_) => (Transport::HalfOpen, None),
+        Ok(Ok(1..)) => Transport::Open,
+        Ok(_) => Transport::Closed,
+        Err(_) => Transport::HalfOpen,
     }
+}
+
+/// The health path: `GET /metrics` on the metrics listener. Returns the latency of a 200
+/// status line (none: refused, silent, or another status) and the peer counters read from
+/// the body (empty when the body did not come in time).
+async fn health_probe(addr: SocketAddr, timeout: Duration) -> (Option<f64>, BTreeMap<String, f64>) {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let Ok(Ok(mut stream)) = tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await else {
+        return (None, BTreeMap::new());
+    };
+    // HTTP/1.0: the answer is the body up to the close, never chunked.
+    if stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.is_err() {
+        return (None, BTreeMap::new());
+    }
+    let mut body = Vec::new();
+    let mut latency = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n @ 1..)) => {
+                body.extend_from_slice(&buf[..n]);
+                if latency.is_none() && body.len() >= 12 {
+                    if !(body.starts_with(b"HTTP/1.") && &body[9..12] == b"200") {
+                        return (None, BTreeMap::new());
+                    }
+                    latency = Some(started.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            Ok(_) => break,
+            // The status came and the body did not finish in time: healthy, not scraped.
+            Err(_) => return (latency, BTreeMap::new()),
+        }
+    }
+    (latency, received_bytes(&String::from_utf8_lossy(&body)))
 }
 
 /// `etcd_network_peer_received_bytes_total{From="<id>"}` per sender id.
@@ -113,20 +163,14 @@ async fn probe(t: Target, timeout: Duration) -> Probe {
             _ => None,
         }
     };
-    let received = async {
-        match tokio::time::timeout(timeout, t.gateway.get_text("/metrics")).await {
-            Ok(Some(text)) => received_bytes(&text),
-            _ => BTreeMap::new(),
-        }
-    };
     let status = async {
         match tokio::time::timeout(timeout, t.gateway.status()).await {
             Ok(Some((_, leader, term))) => Some((leader, term)),
             _ => None,
         }
     };
-    let ((transport, health), data, received, status) =
-        tokio::join!(transport_probe(t.client, timeout), data, received, status);
+    let (transport, (health, received), data, status) =
+        tokio::join!(transport_probe(t.client, timeout), health_probe(t.metrics, timeout), data, status);
     Probe { transport, health, data, received, status }
 }
 

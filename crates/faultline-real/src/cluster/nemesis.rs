@@ -5,7 +5,8 @@
 //! crash and restart: SIGKILL, then a start on the same data directory); network faults
 //! are rules on the cluster's proxy routes, selected by etcd's `X-Server-From` header (see
 //! `net`): a partition cuts every connection to and from the member's peer listener, an
-//! omission drops only the messages one way.
+//! omission drops only the messages one way, and half-open holds every connection to and
+//! from the member, clients' included, while its process and its metrics listener live on.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -66,29 +67,41 @@ fn start(shared: &Shared, action: Action, m: usize, ids: &[String]) -> Result<Ve
         Action::Pause => inner.members[m].signal(Signal::SIGSTOP).map_err(|e| format!("SIGSTOP: {e}"))?,
         Action::Crash | Action::Restart => inner.members[m].kill(),
         Action::HalfOpen => {
-            rules.push(inner.net.add(&peer(m), Effect::Hold, &[]));
-            rules.push(inner.net.add(&format!("m{m}-client"), Effect::Hold, &[]));
-            inner.members[m].kill();
+            // The application dead behind a live endpoint: every connection to its client
+            // and peer listeners, and every one it dialed into the others, is accepted and
+            // held, nothing forwarded either way. The process itself runs on, and its
+            // metrics listener (not behind the proxy) answers the health check: the kernel
+            // and the shallow check alive, the data path dead.
+            rules.push(inner.net.add(&format!("m{m}-client"), Effect::Hold, None));
+            rules.push(inner.net.add(&peer(m), Effect::Hold, None));
+            for &o in &others {
+                rules.push(inner.net.add(&peer(o), Effect::Hold, Some(&from_m)));
+            }
         }
         Action::Partition => {
-            rules.push(inner.net.add(&peer(m), Effect::Cut, &[]));
+            rules.push(inner.net.add(&peer(m), Effect::Cut, None));
             for &o in &others {
-                rules.push(inner.net.add(&peer(o), Effect::Cut, &[&from_m]));
+                rules.push(inner.net.add(&peer(o), Effect::Cut, Some(&from_m)));
             }
         }
         Action::OmitSend => {
             // Its messages: on the streams the others dialed into it (downstream), and on
-            // its own pipeline posts into them (upstream).
-            rules.push(inner.net.add(&peer(m), Effect::DropDown, &["GET /raft/stream"]));
+            // its own pipeline posts into them (upstream). On the others' routes every
+            // connection it dialed loses its upstream, its stream requests too (a stream's
+            // upstream carries only its request): it then hears the others through their
+            // pipeline posts into it, which nothing drops.
+            rules.push(inner.net.add(&peer(m), Effect::DropDown, Some("GET /raft/stream")));
             for &o in &others {
-                rules.push(inner.net.add(&peer(o), Effect::DropUp, &[&from_m, "POST "]));
+                rules.push(inner.net.add(&peer(o), Effect::DropUp, Some(&from_m)));
             }
         }
         Action::OmitReceive => {
-            // Messages to it: the others' posts into it, and its own streams from them.
-            rules.push(inner.net.add(&peer(m), Effect::DropUp, &["POST "]));
+            // Messages to it: the others' posts into it, and its own streams from them (on
+            // the others' routes every connection it dialed loses its downstream, the
+            // answers to its own posts too: they were delivered, it never learns so).
+            rules.push(inner.net.add(&peer(m), Effect::DropUp, Some("POST ")));
             for &o in &others {
-                rules.push(inner.net.add(&peer(o), Effect::DropDown, &[&from_m, "GET /raft/stream"]));
+                rules.push(inner.net.add(&peer(o), Effect::DropDown, Some(&from_m)));
             }
         }
     }
@@ -101,10 +114,10 @@ fn end(shared: &Shared, action: Action, m: usize, rules: &[u64]) -> Result<(), S
     let etcd = inner.etcd.clone();
     match action {
         Action::Pause => inner.members[m].signal(Signal::SIGCONT).map_err(|e| format!("SIGCONT: {e}"))?,
-        Action::Crash | Action::Restart | Action::HalfOpen => {
+        Action::Crash | Action::Restart => {
             inner.members[m].start(&etcd).map_err(|e| format!("restarting: {e}"))?;
         }
-        Action::Partition | Action::OmitSend | Action::OmitReceive => {}
+        Action::HalfOpen | Action::Partition | Action::OmitSend | Action::OmitReceive => {}
     }
     Ok(())
 }

@@ -59,6 +59,8 @@ pub struct Endpoint {
     pub id: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// The metrics listener, outside the proxy (the monitor's health probe and scrape).
+    pub metrics_port: u16,
     pub client_route: String,
     pub peer_route: String,
 }

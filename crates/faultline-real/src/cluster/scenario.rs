@@ -62,7 +62,6 @@ struct RawCluster {
     election_ms: Option<Spanned<i64>>,
     start_timeout_ms: Option<Spanned<i64>>,
     probe_interval_ms: Option<Spanned<i64>>,
-    proxy: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,8 +193,6 @@ pub struct Scenario {
     pub election_ms: u64,
     pub start_timeout_ms: u64,
     pub probe_interval_ms: u64,
-    /// Which proxy carries the members' traffic.
-    pub proxy: super::net::Backend,
     pub clients: usize,
     pub keys: usize,
     pub reads: Reads,
@@ -324,17 +321,6 @@ impl Scenario {
         }
         let start_timeout_ms = ctx.int(&c.start_timeout_ms, "cluster.start_timeout_ms", 1000, 120_000, 20_000)?;
         let probe_interval_ms = ctx.int(&c.probe_interval_ms, "cluster.probe_interval_ms", 50, 10_000, 200)?;
-        let proxy = match c.proxy.as_ref().map(|p| (p, p.get_ref().as_str())) {
-            None | Some((_, "routes")) => super::net::Backend::Routes,
-            Some((_, "faultline-proxy")) => super::net::Backend::FaultlineProxy,
-            Some((p, other)) => {
-                return Err(ctx.err(
-                    p.span().start,
-                    "cluster.proxy",
-                    format!("{other:?} is not \"routes\" or \"faultline-proxy\""),
-                ));
-            }
-        };
         let w = &raw.workload;
         let clients = ctx.int(&w.clients, "workload.clients", 1, 64, 5)? as usize;
         let keys = ctx.int(&w.keys, "workload.keys", 1, 64, 3)? as usize;
@@ -401,7 +387,6 @@ impl Scenario {
             election_ms,
             start_timeout_ms,
             probe_interval_ms,
-            proxy,
             clients,
             keys,
             reads,
@@ -601,7 +586,11 @@ faults = [{ node = "leader", kind = "pause", at_ms = 1000, duration_ms = 2000 },
         assert!(error(&GOOD.replace("at_ms = 1000", "at_ms = 9000")).contains("not before the workload ends"));
         assert!(error(&GOOD.replace(", duration_ms = 2000", "")).contains("needs duration_ms or until_ms"));
         assert!(error("name = \"x\"\n").contains("cases: a scenario needs at least one"));
-        assert!(error(&GOOD.replace("members = 3", "proxy = \"nginx\"")).starts_with("t.toml:4:9: cluster.proxy:"));
+        // One proxy carries the traffic: the option to pick another is gone.
+        assert!(
+            error(&GOOD.replace("members = 3", "proxy = \"routes\""))
+                .starts_with("t.toml:4:1: cluster.proxy: unknown field")
+        );
         for line in [error("[[cases]\n"), error("\u{0}")] {
             assert!(line.starts_with("t.toml:1:"), "{line}");
             assert!(!line.contains('\n'), "{line}");

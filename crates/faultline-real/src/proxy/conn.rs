@@ -24,9 +24,10 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
+use super::http::{HEAD_BYTES, Requests};
 use super::{
     ActiveFault, CHUNK_BYTES, CONNECT_TIMEOUT, Counters, FaultHandle, OmissionMode, PREFIX_BYTES, PREFIX_WAIT,
-    PartitionMode, Route, StreamFaultKind, Way,
+    PartitionMode, Route, SEEN_BYTES, StreamFaultKind, Way,
 };
 
 /// The most bytes a direction reads ahead of what it has written; past it, reading stops
@@ -38,7 +39,18 @@ const REPLAY_HISTORY: usize = 16;
 const SPARE_BUFFERS: usize = 4;
 
 type Faults = Arc<Vec<ActiveFault>>;
-type Prefix = Option<Arc<[u8]>>;
+type Prefix = Option<Arc<Seen>>;
+
+/// What `matches` is judged on for one connection: its first client bytes, then the lines
+/// of each later request head that the text does not hold yet (up to [`SEEN_BYTES`]), and
+/// the faults that a head matched when it came (so that a fault keeps acting on the
+/// connection even when the text is full). A connection that once carried a matching head
+/// matches from then on.
+#[derive(Debug, Default)]
+struct Seen {
+    text: Vec<u8>,
+    matched: Vec<FaultHandle>,
+}
 
 /// How a pump, and with it the connection, ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -150,6 +162,9 @@ struct Effect {
     replay: f64,
     /// Some fault waits for the connection's prefix to be known.
     undecided: bool,
+    /// Some `matches` fault does not act on the connection (yet): a new request head may
+    /// change that.
+    unmatched: bool,
 }
 
 /// Whether a fault confined to connections whose prefix contains `needle` applies.
@@ -162,12 +177,16 @@ fn either(p: f64, q: f64) -> f64 {
     1.0 - (1.0 - p) * (1.0 - q)
 }
 
-fn effect(faults: &[ActiveFault], way: Way, prefix: Option<&[u8]>) -> Effect {
+fn effect(faults: &[ActiveFault], way: Way, prefix: Option<&Seen>) -> Effect {
     let mut e = Effect::default();
     for f in faults {
         let applies = match (&f.fault.matches, prefix) {
             (None, _) => true,
-            (Some(needle), Some(prefix)) => contains(prefix, needle.as_bytes()),
+            (Some(needle), Some(seen)) => {
+                let hit = seen.matched.contains(&f.id) || contains(&seen.text, needle.as_bytes());
+                e.unmatched |= !hit;
+                hit
+            }
             (Some(_), None) => {
                 e.undecided = true;
                 false
@@ -222,14 +241,20 @@ struct Pump<'r> {
     /// The omission fault that stalled this direction, until it is removed.
     omission_stall: Option<FaultHandle>,
     eof: bool,
-    /// The connection's first client bytes, once decided (both directions learn it).
+    /// What `matches` is judged on, once the first bytes are decided (both directions
+    /// learn it, and every later request head that adds to it).
     prefix: Prefix,
     /// The client bytes gathered so far, while the prefix is undecided (upstream only).
     gathering: Vec<u8>,
-    prefix_deadline: Option<Instant>,
-    /// Chunks read while a `matches` fault waited for the prefix, not yet through the
-    /// per-chunk faults (which depend on the verdict).
+    /// When the prefix, or a later request head, is judged with what has come by then.
+    deadline: Option<Instant>,
+    /// Chunks read while a `matches` fault waited for the prefix or a request head, not yet
+    /// through the per-chunk faults (which depend on the verdict).
     undecided: Vec<Vec<u8>>,
+    /// The client's requests, framed (upstream only), so that each head is judged.
+    requests: Requests,
+    /// The head being gathered waited its [`PREFIX_WAIT`] already: not held again.
+    head_waited: bool,
     /// The route's faults as last seen.
     faults: Faults,
     /// The buffer the next read fills, and buffers of written chunks kept for reuse.
@@ -264,8 +289,10 @@ impl<'r> Pump<'r> {
             eof: false,
             prefix: None,
             gathering: Vec::new(),
-            prefix_deadline: None,
+            deadline: None,
             undecided: Vec::new(),
+            requests: Requests::default(),
+            head_waited: false,
             faults,
             next: Vec::with_capacity(CHUNK_BYTES),
             spare: Vec::new(),
@@ -288,19 +315,67 @@ impl<'r> Pump<'r> {
             || (self.way == Way::Up && self.prefix.is_none() && self.effect.undecided)
     }
 
-    /// Ends the gathering of the prefix and tells the other direction.
-    fn decide_prefix(&mut self, tx: Option<&watch::Sender<Prefix>>) -> Result<(), End> {
-        let prefix: Arc<[u8]> = std::mem::take(&mut self.gathering).into();
-        self.prefix = Some(prefix.clone());
-        self.prefix_deadline = None;
+    /// Makes `seen` what `matches` is judged on, in both directions.
+    fn publish(&mut self, seen: Seen, tx: Option<&watch::Sender<Prefix>>) {
+        let seen = Arc::new(seen);
+        self.prefix = Some(seen.clone());
         if let Some(tx) = tx {
-            tx.send_replace(Some(prefix));
+            tx.send_replace(Some(seen));
         }
         self.refresh();
+    }
+
+    /// Ends the gathering of the prefix and tells the other direction.
+    fn decide_prefix(&mut self, tx: Option<&watch::Sender<Prefix>>) -> Result<(), End> {
+        let text = std::mem::take(&mut self.gathering);
+        self.deadline = None;
+        // A first head that never completed: not an HTTP client this proxy can frame, so
+        // the connection is judged on its first bytes alone.
+        if self.requests.in_head() {
+            self.requests.give_up();
+        }
+        self.publish(Seen { text, matched: Vec::new() }, tx);
+        self.release_undecided()
+    }
+
+    /// Passes the held chunks through the per-chunk faults, as they now apply.
+    fn release_undecided(&mut self) -> Result<(), End> {
         for chunk in std::mem::take(&mut self.undecided) {
             self.take_chunk(chunk)?;
         }
         Ok(())
+    }
+
+    /// Adds a later request head to what `matches` is judged on.
+    fn see(&mut self, head: &[u8], tx: Option<&watch::Sender<Prefix>>) {
+        let Some(old) = self.prefix.clone() else { return };
+        let hits: Vec<FaultHandle> = self
+            .faults
+            .iter()
+            .filter(|f| {
+                f.fault.matches.as_ref().is_some_and(|m| contains(head, m.as_bytes())) && !old.matched.contains(&f.id)
+            })
+            .map(|f| f.id)
+            .collect();
+        let mut room = SEEN_BYTES.saturating_sub(old.text.len());
+        let mut lines = Vec::new();
+        for line in head.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() && line.len() + 2 <= room && !contains(&old.text, line) && !lines.contains(&line) {
+                room -= line.len() + 2;
+                lines.push(line);
+            }
+        }
+        if hits.is_empty() && lines.is_empty() {
+            return;
+        }
+        let mut seen = Seen { text: old.text.clone(), matched: old.matched.clone() };
+        seen.matched.extend(hits);
+        for line in lines {
+            seen.text.extend_from_slice(line);
+            seen.text.extend_from_slice(b"\r\n");
+        }
+        self.publish(seen, tx);
     }
 
     /// Applies the per-chunk faults to a chunk just read and queues what results.
@@ -393,24 +468,55 @@ impl<'r> Pump<'r> {
     /// Handles the end of the stream read.
     fn on_eof(&mut self, tx: Option<&watch::Sender<Prefix>>) -> Result<(), End> {
         self.eof = true;
-        if self.way == Way::Up && self.prefix.is_none() { self.decide_prefix(tx) } else { Ok(()) }
+        match self.way {
+            Way::Up if self.prefix.is_none() => self.decide_prefix(tx),
+            Way::Up => self.release_undecided(),
+            Way::Down => Ok(()),
+        }
     }
 
     /// Handles the bytes of one read.
     fn on_read(&mut self, bytes: Vec<u8>, tx: Option<&watch::Sender<Prefix>>) -> Result<(), End> {
-        if self.way == Way::Down || self.prefix.is_some() {
+        if self.way == Way::Down {
             return self.take_chunk(bytes);
         }
-        let room = PREFIX_BYTES - self.gathering.len();
+        let mut heads = Vec::new();
+        self.requests.feed(&bytes, &mut heads);
+        if !heads.is_empty() {
+            self.head_waited = false;
+        }
+        if self.prefix.is_some() {
+            for head in &heads {
+                self.see(head, tx);
+            }
+            // A new request's head has begun, and a `matches` fault does not act on this
+            // connection yet: the head decides whether it does, before a byte of it leaves.
+            if self.requests.in_head() && self.effect.unmatched && !self.head_waited {
+                self.undecided.push(bytes);
+                self.deadline.get_or_insert_with(|| Instant::now() + PREFIX_WAIT);
+                return Ok(());
+            }
+            self.deadline = None;
+            self.release_undecided()?;
+            return self.take_chunk(bytes);
+        }
+        // An HTTP request's head may take up to HEAD_BYTES; anything else is judged on its
+        // first PREFIX_BYTES.
+        let limit = if self.requests.is_framed() { HEAD_BYTES } else { PREFIX_BYTES };
+        let room = limit.saturating_sub(self.gathering.len());
         self.gathering.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        self.prefix_deadline.get_or_insert_with(|| Instant::now() + PREFIX_WAIT);
+        self.deadline.get_or_insert_with(|| Instant::now() + PREFIX_WAIT);
         if self.effect.undecided {
             self.undecided.push(bytes);
         } else {
             self.take_chunk(bytes)?;
         }
-        if self.gathering.len() >= PREFIX_BYTES || contains(&self.gathering, b"\r\n\r\n") {
+        if self.gathering.len() >= limit || contains(&self.gathering, b"\r\n\r\n") {
             self.decide_prefix(tx)?;
+            // Requests pipelined behind the first, in the same read.
+            for head in heads.iter().skip(1) {
+                self.see(head, tx);
+            }
         }
         Ok(())
     }
@@ -460,7 +566,7 @@ impl<'r> Pump<'r> {
             };
             let now = Instant::now();
             let due = ready_at <= now;
-            let prefix_deadline = self.prefix_deadline.unwrap_or(far);
+            let deadline = self.deadline.unwrap_or(far);
             let watching_prefix = prefix_rx.is_some();
             tokio::select! {
                 biased;
@@ -470,28 +576,43 @@ impl<'r> Pump<'r> {
                     }
                     self.faults = faults.borrow_and_update().clone();
                     self.refresh();
+                    // Held for a head that no fault waits on any more: let it go.
+                    if self.prefix.is_some() && !self.undecided.is_empty() && !self.effect.unmatched {
+                        self.deadline = None;
+                        if let Err(end) = self.release_undecided() {
+                            return end;
+                        }
+                    }
                 }
                 changed = async { match prefix_rx.as_mut() { Some(rx) => rx.changed().await, None => Ok(()) } },
                     if watching_prefix =>
                 {
                     match changed {
+                        // Kept watching: later request heads add to what is matched.
                         Ok(()) => {
                             self.prefix = prefix_rx.as_mut().and_then(|rx| rx.borrow_and_update().clone());
-                            if self.prefix.is_some() {
-                                prefix_rx = None;
-                            }
                         }
                         // The upstream pump ended without a prefix: no `matches` fault will
                         // ever apply to this connection's downstream.
                         Err(_) => {
-                            self.prefix = Some(Arc::from(&[][..]));
+                            if self.prefix.is_none() {
+                                self.prefix = Some(Arc::new(Seen::default()));
+                            }
                             prefix_rx = None;
                         }
                     }
                     self.refresh();
                 }
-                _ = sleep_until(prefix_deadline), if self.prefix_deadline.is_some() => {
-                    if let Err(end) = self.decide_prefix(prefix_tx.as_ref()) {
+                _ = sleep_until(deadline), if self.deadline.is_some() => {
+                    // The prefix, or a later head, is judged on what came in time.
+                    let outcome = if self.prefix.is_none() {
+                        self.decide_prefix(prefix_tx.as_ref())
+                    } else {
+                        self.deadline = None;
+                        self.head_waited = true;
+                        self.release_undecided()
+                    };
+                    if let Err(end) = outcome {
                         return end;
                     }
                 }

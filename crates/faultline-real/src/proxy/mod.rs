@@ -10,10 +10,14 @@
 //! most [`CHUNK_BYTES`].
 //!
 //! A fault may be confined to some connections with `matches`: it then applies only to the
-//! connections whose first client bytes (up to [`PREFIX_BYTES`], or up to the end of the
-//! first HTTP header block, or what arrived [`PREFIX_WAIT`] after the first byte) contain
-//! the string. That is how a cluster run cuts only the connections one etcd member dialed:
-//! each of its peer requests carries `X-Server-From: <member id>`.
+//! connections whose client bytes contain the string, judged per HTTP request: on an
+//! HTTP/1 connection every request head (up to `\r\n\r\n`, at most [`http::HEAD_BYTES`])
+//! is judged before a byte of it is forwarded, and a connection that once carried a
+//! matching head matches from then on (Go's transport reuses a kept-alive connection for
+//! another request: etcd's prober's for pipeline posts). Any other stream is judged on its
+//! first bytes (up to [`PREFIX_BYTES`], or what arrived [`PREFIX_WAIT`] after the first
+//! byte). That is how a cluster run cuts only the connections one etcd member dialed: each
+//! of its peer requests carries `X-Server-From: <member id>`.
 //!
 //! Randomness (which chunk is flipped, which earlier chunk is replayed, jitter) comes from
 //! xoshiro256++ streams derived from the proxy's seed, the route and the connection's
@@ -23,6 +27,7 @@
 mod config;
 mod conn;
 mod control;
+pub mod http;
 mod spec;
 
 use std::net::SocketAddr;
@@ -42,7 +47,10 @@ pub use spec::{FaultSpec, FaultSpecError};
 pub const CHUNK_BYTES: usize = 64 * 1024;
 /// The most client bytes kept to decide `matches`.
 pub const PREFIX_BYTES: usize = 4096;
-/// How long after the first client byte the prefix may still grow.
+/// The most bytes of request heads kept per connection for `matches` (a fault that matched
+/// a head when it came keeps acting past it).
+pub const SEEN_BYTES: usize = 16 * 1024;
+/// How long after the first client byte the prefix (or a later request head) may still grow.
 pub const PREFIX_WAIT: Duration = Duration::from_millis(100);
 /// How long [`Proxy::shutdown`] waits for the control API's requests in progress.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -173,7 +181,8 @@ pub struct StreamFault {
     #[serde(flatten)]
     pub kind: StreamFaultKind,
     pub direction: Direction,
-    /// Only connections whose first client bytes contain this string.
+    /// Only connections whose first client bytes, or one of whose HTTP request heads,
+    /// contain this string.
     pub matches: Option<String>,
 }
 
