@@ -188,6 +188,25 @@ pub fn eventually_replies(obs: &[Observed<PbftObs>], healed: Time, budget: Span,
     if run_end < deadline {
         return None;
     }
+    // Nothing was asked after the heal, and nothing was waiting at it (clients done, or
+    // none): nothing to answer.
+    let mut waiting = std::collections::BTreeSet::new();
+    let mut asked_after = false;
+    for o in obs {
+        match &o.obs {
+            PbftObs::Invoke { client, ts, .. } if o.time < healed => {
+                waiting.insert((*client, *ts));
+            }
+            PbftObs::Invoke { .. } => asked_after = true,
+            PbftObs::Outcome { client, ts, .. } if o.time < healed => {
+                waiting.remove(&(*client, *ts));
+            }
+            _ => {}
+        }
+    }
+    if !asked_after && waiting.is_empty() {
+        return None;
+    }
     let progressed = obs.iter().any(|o| {
         o.time > healed
             && o.time <= deadline

@@ -60,7 +60,8 @@ pub enum Canary {
     /// commits. Two such certificates need not share a correct replica.
     SmallCertificates,
     /// A NEW-VIEW is taken on the new primary's word: its view-change certificates are not
-    /// checked and its pre-prepares not recomputed.
+    /// checked, its pre-prepares not recomputed, and neither their signatures nor their
+    /// requests checked.
     UncheckedNewView,
     /// Clients accept `f` matching replies instead of `f + 1` (at least one).
     FewReplies,

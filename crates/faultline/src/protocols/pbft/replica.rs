@@ -67,6 +67,9 @@ pub struct Replica {
     told: BTreeSet<(u32, u64)>,
     /// The highest checkpoint known to be stable, whether or not this replica got there.
     stable_seen: u64,
+    /// The checkpoint the current view started from (its NEW-VIEW's `min_s`): nothing at or
+    /// below it is ordered again in this view, even before this replica holds its proof.
+    floor: u64,
     /// Signatures made and checked: the cost figure.
     pub auth_ops: u64,
 }
@@ -100,6 +103,7 @@ impl Replica {
             new_view: None,
             told: BTreeSet::new(),
             stable_seen: 0,
+            floor: 0,
             auth_ops: 0,
         }
     }
@@ -153,8 +157,13 @@ impl Replica {
         }
     }
 
+    /// The low end of the window: the stable checkpoint, or the view's starting one.
+    fn low(&self) -> u64 {
+        self.h.max(self.floor)
+    }
+
     fn in_window(&self, seq: u64) -> bool {
-        seq > self.h && seq <= self.h + self.cfg.window
+        seq > self.low() && seq <= self.low() + self.cfg.window
     }
 
     pub(super) fn on_message(&mut self, ctx: &mut Ctx<'_, '_>, msg: PbftMsg) {
@@ -173,7 +182,9 @@ impl Replica {
             Body::Request(r) if self.signed_by_client(&s, r) => self.on_request(ctx, &s),
             _ if !is_replica => {}
             Body::PrePrepare { view, .. } if *view == self.view && !self.changing => self.on_preprepare(ctx, &s),
-            Body::PrePrepare { view, .. } if *view >= self.view && self.early.len() < EARLY_MAX => {
+            Body::PrePrepare { view, .. }
+                if *view >= self.view && s.signer == self.cfg.primary(*view) && self.early.len() < EARLY_MAX =>
+            {
                 self.early.push(Rc::clone(&s))
             }
             Body::Prepare { view, seq, digest } if s.signer != self.cfg.primary(*view) && self.in_window(*seq) => {
@@ -213,7 +224,10 @@ impl Replica {
         if let Some(nv) = self.new_view.clone()
             && self.told.insert((s.signer, self.view))
         {
-            self.send_to(ctx, s.signer, &nv);
+            // Relayed, so a faulty relay can only drop it: it cannot sign as the primary.
+            for node in self.cfg.nodes_of(s.signer) {
+                ctx.send(node, PbftMsg { relayed: true, ..self.keys.message(Rc::clone(&nv)) });
+            }
         }
     }
 
@@ -251,7 +265,7 @@ impl Replica {
         let todo: Vec<Rc<Signed>> =
             self.pending.iter().filter(|(k, _)| !self.assigned.contains(k)).map(|(_, s)| Rc::clone(s)).collect();
         for req in todo {
-            if self.next_seq + 1 > self.h + self.cfg.window {
+            if self.next_seq + 1 > self.low() + self.cfg.window {
                 break;
             }
             let Body::Request(r) = &req.body else { continue };
@@ -327,6 +341,12 @@ impl Replica {
         let (prepare_q, commit_q) = (self.cfg.prepare_quorum(), self.cfg.commit_quorum());
         let Some(slot) = self.slots.get(&seq) else { return };
         let Some(view) = slot.view else { return };
+        // Votes count only in the view this replica is working in: once it has sent
+        // VIEW-CHANGE it must not become prepared or commit in the old view, or a
+        // certificate its view change did not carry could decide a request (§4.4).
+        if self.changing || view != self.view {
+            return;
+        }
         let d = slot.digest;
         let primary = self.cfg.primary(view);
         if !slot.sent_commit {
@@ -538,10 +558,11 @@ impl Replica {
             .into_iter()
             .map(|(seq, d, request)| self.sign(Body::PrePrepare { view, seq, digest: d, request }))
             .collect();
+        let valid_changes = valid.clone();
         let nv = self.sign(Body::NewView { view, changes: valid, preprepares: preprepares.clone() });
         self.multicast(ctx, &nv);
         self.new_view = Some(nv);
-        self.enter_view(ctx, view, min_s, &preprepares);
+        self.enter_view(ctx, view, min_s, &valid_changes, &preprepares);
     }
 
     /// A view change for `view`: signed, its checkpoint certificate and every prepared
@@ -642,11 +663,18 @@ impl Replica {
             min_s
         };
         self.new_view = Some(Rc::clone(s));
-        self.enter_view(ctx, view, min_s, preprepares);
+        self.enter_view(ctx, view, min_s, changes, preprepares);
     }
 
     /// Enters `view` with the new view's pre-prepares: prepare each again, in the new view.
-    fn enter_view(&mut self, ctx: &mut Ctx<'_, '_>, view: u64, min_s: u64, preprepares: &[Rc<Signed>]) {
+    fn enter_view(
+        &mut self,
+        ctx: &mut Ctx<'_, '_>,
+        view: u64,
+        min_s: u64,
+        changes: &[Rc<Signed>],
+        preprepares: &[Rc<Signed>],
+    ) {
         self.cancel_timer(ctx);
         self.view = view;
         self.changing = false;
@@ -654,6 +682,23 @@ impl Replica {
         self.view_changes = self.view_changes.split_off(&(view + 1));
         ctx.observe(PbftObs::View { view });
         self.stable_seen = self.stable_seen.max(min_s);
+        // The new view starts from checkpoint `min_s`: adopt it (its proof is in a view
+        // change) when this replica has executed that far, and order nothing at or below
+        // it again either way.
+        self.floor = self.floor.max(min_s);
+        if min_s > self.h && self.last_exec >= min_s {
+            let proof = changes.iter().find_map(|c| match &c.body {
+                Body::ViewChange { stable, proof, .. } if *stable == min_s => Some(proof.clone()),
+                _ => None,
+            });
+            if let Some(proof) = proof {
+                self.h = min_s;
+                self.stable_proof = proof;
+                self.slots = self.slots.split_off(&(min_s + 1));
+                self.certs = self.certs.split_off(&(min_s + 1));
+                self.checkpoints = self.checkpoints.split_off(&min_s);
+            }
+        }
         let mut max_seq = min_s.max(self.h);
         self.assigned.clear();
         for pp in preprepares {

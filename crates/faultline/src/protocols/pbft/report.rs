@@ -7,7 +7,7 @@ use super::check;
 use super::{ClientResult, PbftConfig, PbftObs};
 use crate::check::Violation;
 use crate::detect::qos::nearest_rank;
-use crate::fault::Model;
+use crate::fault::{FaultName, Model};
 use crate::protocol::NodeId;
 use crate::scenario::Scenario;
 use crate::sim::world::{Observed, StopReason};
@@ -26,7 +26,7 @@ pub struct PbftRow {
     pub replicas: usize,
     pub f: usize,
     pub quorum: usize,
-    /// Nodes counted as correct by the checkers (no Byzantine fault, not twinned).
+    /// Nodes counted as correct by the checkers (no Byzantine fault or restart, not twinned).
     pub correct: Vec<String>,
     /// The highest view a correct replica entered.
     pub view: u64,
@@ -85,7 +85,14 @@ pub fn run_case_traced(
     let end = sim.now();
     let obs: Vec<Observed<PbftObs>> = sim.drain_observations().collect();
     let names = config.node_names();
-    let byzantine: Vec<NodeId> = faults.iter().filter(|f| f.kind.model() == Model::Byzantine).map(|f| f.node).collect();
+    // A restarted replica comes back with nothing (PBFT keeps no durable state here, as the
+    // paper's replicas keep theirs in memory): it forgets what it promised, which is a
+    // Byzantine failure, not a crash. So it does not count as correct either.
+    let byzantine: Vec<NodeId> = faults
+        .iter()
+        .filter(|f| f.kind.model() == Model::Byzantine || f.kind.fault_name() == FaultName::Restart)
+        .map(|f| f.node)
+        .collect();
     let correct = |n: NodeId| config.identity(n).is_some() && !config.twinned(n) && !byzantine.contains(&n);
 
     let mut violations = check::safety(&obs, &correct, &names);

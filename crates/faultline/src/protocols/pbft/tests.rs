@@ -7,6 +7,7 @@ use std::rc::Rc;
 use super::wire::{Body, KeyId, Keys, NULL, Op, PbftMsg, Prepared, Request, digest};
 use super::*;
 use crate::protocol::Message;
+use crate::protocol::{Context, Protocol, TimerId};
 use crate::rng::{Stream, stream};
 
 fn keys(auth: Auth) -> Keys {
@@ -69,6 +70,12 @@ fn a_flipped_bit_anywhere_is_caught_by_the_signature_or_the_decoder() {
             let mut b = bytes.clone();
             b[bit / 8] ^= 1 << (bit % 8);
             if let Some(corrupt) = PbftMsg::decode(&b) {
+                // The transport's relay flag is not signed, and changes nothing a receiver
+                // acts on: the signed message is the same.
+                if corrupt.signed == m.signed && corrupt.key == m.key {
+                    assert_ne!(corrupt.relayed, m.relayed);
+                    continue;
+                }
                 assert!(
                     corrupt.key != k.id || !k.verify(&corrupt.signed),
                     "bit {bit} of {m:?} changed the message and it still verified"
@@ -160,4 +167,126 @@ fn twins_share_an_identity_and_receive_what_is_sent_to_it() {
     assert!(c.twinned(crate::protocol::NodeId(0)) && c.twinned(crate::protocol::NodeId(3)));
     assert!(!c.twinned(crate::protocol::NodeId(1)));
     let _ = KeyId { auth: Auth::Hmac, seed: 0 };
+}
+
+/// Records what a replica's handlers emit (the simulator's effects, without a network).
+struct Recorder {
+    rng: crate::rng::SimRng,
+    sent: Vec<(u32, PbftMsg)>,
+    timers: u64,
+}
+
+impl crate::protocol::Runtime<PbftNode> for Recorder {
+    fn rng(&mut self, _me: crate::protocol::NodeId) -> &mut crate::rng::SimRng {
+        &mut self.rng
+    }
+    fn send(&mut self, _from: crate::protocol::NodeId, to: crate::protocol::NodeId, msg: PbftMsg) {
+        self.sent.push((to.0, msg));
+    }
+    fn set_timer(&mut self, _me: crate::protocol::NodeId, _after: crate::time::Span, _t: PbftTimer) -> TimerId {
+        self.timers += 1;
+        TimerId(self.timers)
+    }
+    fn cancel_timer(&mut self, _me: crate::protocol::NodeId, _id: TimerId) {}
+    fn observe(&mut self, _me: crate::protocol::NodeId, _obs: PbftObs) {}
+    fn write(&mut self, _me: crate::protocol::NodeId, _key: &str, _value: Vec<u8>) {}
+    fn fsync(&mut self, _me: crate::protocol::NodeId) {}
+    fn read(&mut self, _me: crate::protocol::NodeId, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+    fn stale(&mut self, _me: crate::protocol::NodeId) -> Option<crate::time::Span> {
+        None
+    }
+}
+
+impl Recorder {
+    fn new() -> Recorder {
+        Recorder { rng: stream(1, Stream::Node(0)), sent: Vec::new(), timers: 0 }
+    }
+    fn deliver(&mut self, node: &mut PbftNode, me: u32, msg: PbftMsg) {
+        self.sent.clear();
+        let mut ctx = Context::new(crate::protocol::NodeId(me), crate::time::Time::ZERO, self);
+        node.on_message(&mut ctx, crate::protocol::NodeId(0), msg);
+    }
+    fn fire(&mut self, node: &mut PbftNode, me: u32, timer: PbftTimer) {
+        self.sent.clear();
+        let mut ctx = Context::new(crate::protocol::NodeId(me), crate::time::Time::ZERO, self);
+        node.on_timer(&mut ctx, TimerId(0), timer);
+    }
+    fn commits(&self) -> usize {
+        self.sent.iter().filter(|(_, m)| matches!(m.signed.body, Body::Commit { .. })).count()
+    }
+}
+
+/// Replica `r` of n = 4 (f = 1), and the keys every node of its run signs with.
+fn replica(r: usize) -> (PbftNode, Keys) {
+    let config = PbftConfig { replicas: 4, f: 1, clients: 1, ..PbftConfig::default() };
+    let k = Keys::new(config.auth, config.key_seed, 5);
+    (config.nodes().swap_remove(r), k)
+}
+
+fn request_and_preprepare(k: &Keys, view: u64, seq: u64, value: u64) -> (wire::Digest, PbftMsg) {
+    let request = k.sign(4, Body::Request(Request { client: 0, ts: seq, op: Op::Write { key: 0, value } }));
+    let d = digest(&request);
+    let primary = (view % 4) as u32;
+    (d, k.message(k.sign(primary, Body::PrePrepare { view, seq, digest: d, request: Some(request) })))
+}
+
+#[test]
+fn votes_of_the_old_view_count_for_nothing_once_a_view_change_is_sent() {
+    let (mut node, k) = replica(1);
+    let mut rec = Recorder::new();
+    let (d, pp) = request_and_preprepare(&k, 0, 1, 7);
+    rec.deliver(&mut node, 1, pp);
+    assert!(rec.sent.iter().any(|(_, m)| matches!(m.signed.body, Body::Prepare { .. })), "r1 prepares");
+    // r1's wait runs out before the other prepares arrive: it asks for view 1, with no
+    // prepared certificate for sequence number 1.
+    rec.fire(&mut node, 1, PbftTimer::ViewChange { view: 0 });
+    let vc = rec.sent.iter().find_map(|(_, m)| match &m.signed.body {
+        Body::ViewChange { prepared, .. } => Some(prepared.len()),
+        _ => None,
+    });
+    assert_eq!(vc, Some(0));
+    // The late prepare from r2 would make it prepared in view 0: it must not commit there.
+    rec.deliver(&mut node, 1, k.message(k.sign(2, Body::Prepare { view: 0, seq: 1, digest: d })));
+    assert_eq!(rec.commits(), 0, "committed in a view it had left: {:?}", rec.sent);
+    // Before the view change, the same prepare does make it prepared (the test can fail).
+    let (mut fresh, _) = replica(1);
+    let (_, pp) = request_and_preprepare(&k, 0, 1, 7);
+    rec.deliver(&mut fresh, 1, pp);
+    rec.deliver(&mut fresh, 1, k.message(k.sign(2, Body::Prepare { view: 0, seq: 1, digest: d })));
+    assert_eq!(rec.commits(), 3, "prepared with r1's and r2's prepares: a commit to each other replica");
+}
+
+#[test]
+fn a_new_view_orders_nothing_at_or_below_its_checkpoint_again() {
+    // r3 enters view 1 from a NEW-VIEW whose checkpoint is 16, with nothing executed
+    // itself. The new primary then pre-prepares sequence number 5 afresh: refused.
+    let (mut node, k) = replica(3);
+    let mut rec = Recorder::new();
+    let proof: Vec<_> = (0..3).map(|r| k.sign(r, Body::Checkpoint { seq: 16, state: [3; 32] })).collect();
+    let changes: Vec<_> = (0..3)
+        .map(|r| k.sign(r, Body::ViewChange { view: 1, stable: 16, proof: proof.clone(), prepared: Vec::new() }))
+        .collect();
+    let nv = k.message(k.sign(1, Body::NewView { view: 1, changes, preprepares: Vec::new() }));
+    rec.deliver(&mut node, 3, nv);
+    assert_eq!(node.as_replica().map(Replica::view), Some(1), "the new view is valid: {:?}", rec.sent);
+    let (_, stale) = request_and_preprepare(&k, 1, 5, 8);
+    rec.deliver(&mut node, 3, stale);
+    assert!(rec.sent.is_empty(), "sequence number 5 ordered again in view 1: {:?}", rec.sent);
+    let (_, fresh) = request_and_preprepare(&k, 1, 17, 9);
+    rec.deliver(&mut node, 3, fresh);
+    assert!(rec.sent.iter().any(|(_, m)| matches!(m.signed.body, Body::Prepare { seq: 17, .. })));
+}
+
+#[test]
+fn a_faulty_relay_cannot_rewrite_what_it_relays() {
+    let k = keys(Auth::Hmac);
+    let mut rng = stream(1, Stream::Node(0));
+    let nv = every_kind(&k).swap_remove(7);
+    let mut relayed = PbftMsg { relayed: true, ..nv.clone() };
+    assert!(!relayed.tamper(&mut rng) && !relayed.equivocate(crate::protocol::NodeId(1), &mut rng));
+    assert_eq!(PbftMsg::decode(&relayed.encode().expect("encodes")), Some(relayed));
+    let mut own = nv;
+    assert!(own.tamper(&mut rng), "its own messages it can rewrite");
 }

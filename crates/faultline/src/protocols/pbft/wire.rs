@@ -162,11 +162,14 @@ pub struct KeyId {
     pub seed: u64,
 }
 
-/// A message on the wire.
+/// A message on the wire. `relayed` marks one passed on for another signer (a NEW-VIEW
+/// sent to a replica that missed it): a faulty relay can drop it but not lie in it, since it
+/// cannot sign as the signer.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PbftMsg {
     pub key: KeyId,
     pub signed: Rc<Signed>,
+    pub relayed: bool,
 }
 
 impl fmt::Debug for PbftMsg {
@@ -250,7 +253,7 @@ impl Keys {
     }
 
     pub fn message(&self, signed: Rc<Signed>) -> PbftMsg {
-        PbftMsg { key: self.id, signed }
+        PbftMsg { key: self.id, signed, relayed: false }
     }
 }
 
@@ -274,6 +277,9 @@ impl PbftMsg {
     /// The message with its body rewritten as its signer's lie, re-signed by it; `None`
     /// when the body has nothing to lie about.
     fn lie(&self, null_preprepare: bool) -> Option<PbftMsg> {
+        if self.relayed {
+            return None;
+        }
         let s = &self.signed;
         let body = match &s.body {
             Body::PrePrepare { view, seq, request: Some(req), .. } => {
@@ -331,7 +337,7 @@ impl PbftMsg {
             }
             _ => return None,
         };
-        Some(PbftMsg { key: self.key, signed: resign(self.key, s.signer, body) })
+        Some(PbftMsg { key: self.key, signed: resign(self.key, s.signer, body), relayed: false })
     }
 }
 
@@ -374,7 +380,7 @@ impl Message for PbftMsg {
             return None;
         }
         let forged = Signed { signer: victim.0, body: self.signed.body.clone(), sig: self.signed.sig.clone() };
-        Some(PbftMsg { key: self.key, signed: Rc::new(forged) })
+        Some(PbftMsg { key: self.key, signed: Rc::new(forged), relayed: self.relayed })
     }
 
     fn encode(&self) -> Option<Vec<u8>> {
@@ -384,6 +390,7 @@ impl Message for PbftMsg {
             Auth::Ed25519 => 1,
         });
         out.extend_from_slice(&self.key.seed.to_le_bytes());
+        out.push(u8::from(self.relayed));
         put_signed(&self.signed, &mut out);
         Some(out)
     }
@@ -396,8 +403,13 @@ impl Message for PbftMsg {
             _ => return None,
         };
         let seed = r.u64()?;
+        let relayed = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
         let signed = get_signed(&mut r, 0)?;
-        r.is_empty().then(|| PbftMsg { key: KeyId { auth, seed }, signed: Rc::new(signed) })
+        r.is_empty().then(|| PbftMsg { key: KeyId { auth, seed }, signed: Rc::new(signed), relayed })
     }
 }
 
